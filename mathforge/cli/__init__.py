@@ -1,0 +1,47 @@
+"""The `mathforge` command line: thin subcommands over the library.
+
+Each subcommand lives in its own module here with two functions, `add_parser(subparsers)` and
+`run(args) -> int`; the module only parses arguments, builds a config and calls one library
+function. Nothing in the library imports this package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Short name -> module under mathforge.cli. Imported lazily so `mathforge grade` never pays for torch.
+COMMANDS: dict[str, str] = {
+    "grade": "grade",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mathforge", description=__doc__.splitlines()[0])
+    from mathforge import __version__
+
+    parser.add_argument("--version", action="version", version=f"mathforge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        mod = importlib.import_module(f"mathforge.cli.{module}")
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    mod = importlib.import_module(f"mathforge.cli.{COMMANDS[args.command]}")
+    try:
+        return int(mod.run(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError) as exc:  # user errors: one clear line, no traceback
+        print(f"mathforge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
