@@ -13,24 +13,38 @@ import sys
 
 # Short name -> module under mathforge.cli. Imported lazily so `mathforge grade` never pays for torch.
 COMMANDS: dict[str, str] = {
+    "train": "train",
+    "quickstart": "quickstart",
     "grade": "grade",
+    "render": "render",
+    "eval": "eval",
+    "report": "report",
+    "show-prompt": "show_prompt",
+    "serve": "serve",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with `only`, just that subcommand's module is imported (fast start-up,
+    and one broken command module cannot take the others down)."""
     parser = argparse.ArgumentParser(prog="mathforge", description=__doc__.splitlines()[0])
     from mathforge import __version__
 
     parser.add_argument("--version", action="version", version=f"mathforge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name)
+            continue
         mod = importlib.import_module(f"mathforge.cli.{module}")
         mod.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(first if first in COMMANDS else None)
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()

@@ -33,6 +33,9 @@ _EXPORTS: dict[str, str] = {
     "best_of_n": "metrics",
     "breakdown": "metrics",
     "bootstrap_ci": "metrics",
+    "weighted_vote": "metrics",
+    "AccuracyCI": "metrics",
+    "summarize_matrix": "metrics",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,307 @@
+"""`mathforge grade`: grade a JSONL file of model outputs, resumably, in parallel (methods.md §g.1, §g.7).
+
+Accepted shapes of OUTPUTS.jsonl (one JSON object a line; any other fields are ignored):
+
+- one line per problem, several samples: `{"id": 7, "responses": ["...", "..."]}`;
+- one line per problem, one sample:      `{"id": 7, "response": "..."}`;
+- one line per sample: several lines with the same id, each with `response`, optionally
+  `sample` / `sample_id` (the sample index; else file order within the id).
+
+The id key is `id` or `idx`; the text key is `response(s)`, `generation(s)` or `completion(s)`
+(list entries may be strings or objects with a `text` field). The gold comes from a shipped
+benchmark (`benchmark=`: the id is the 0-based record index `Problem.id`) or from a field of
+each line (`gold_field=`, dotted path, with an optional `answer_rule` as in `load_file`); lines
+may then carry `level` / `type` for the breakdown.
+
+Output folder: `verdicts.jsonl` (one line per sample: id, sample, extracted, gold, correct,
+rule, timed_out, cluster), appended and flushed per problem, so a killed run loses nothing it
+wrote and a re-run grades only what is missing; `summary.json` (accuracy with 95 % CIs, maj@k,
+pass@k, extraction failures, breakdowns); `run.json` (what was graded against what).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from mathforge.data.files import ANSWER_RULES, get_path, iter_jsonl
+
+TEXT_KEYS = ("responses", "response", "generations", "generation", "completions", "completion")
+BREAKDOWN_FIELDS = ("level", "type")
+
+
+@dataclass
+class GradeConfig:
+    outputs: Path
+    out_dir: Path
+    benchmark: str | None = None
+    split: str = "test"
+    gold_field: str | None = None
+    answer_rule: str | None = None  # how to read `gold_field` (see mathforge.data.files.ANSWER_RULES)
+    style: str | None = None  # extraction style; default: the benchmark's, else "auto"
+    workers: int = 1  # processes; 0 or 1 grades in this process
+    chunk_size: int = 16  # problems per task sent to a worker
+    timeout: float = 3.0  # per (pred, gold) comparison
+    restart: bool = False  # discard verdicts of an earlier run in out_dir
+    progress: bool = True
+    n_trials: int = 100  # subsets for the maj@k subsample estimator
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.outputs, self.out_dir = Path(self.outputs), Path(self.out_dir)
+        if (self.benchmark is None) == (self.gold_field is None):
+            raise ValueError("give exactly one of benchmark= (a shipped benchmark) or gold_field= (a field)")
+        if self.answer_rule is not None and self.answer_rule not in ANSWER_RULES:
+            raise ValueError(f"unknown answer_rule {self.answer_rule!r}; known: {', '.join(ANSWER_RULES)}")
+        if self.workers < 0 or self.chunk_size < 1 or self.timeout <= 0:
+            raise ValueError("workers must be >= 0, chunk_size >= 1 and timeout > 0")
+
+
+# ---------------------------------------------------------------------------- reading outputs
+def _texts(line: dict, where: str) -> list[tuple[int | None, str]]:
+    key = next((k for k in TEXT_KEYS if k in line), None)
+    if key is None:
+        raise ValueError(f"{where}: missing field 'response' (or one of {', '.join(TEXT_KEYS)})")
+    value = line[key]
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise ValueError(f"{where}: field {key!r}: empty list, no response to grade")
+    texts = []
+    for v in values:
+        text = v.get("text") if isinstance(v, dict) else v
+        if not isinstance(text, str):
+            raise ValueError(f"{where}: field {key!r}: expected text, got {type(text).__name__}")
+        texts.append(text)
+    sample = line.get("sample", line.get("sample_id"))
+    if sample is not None and (not isinstance(sample, int) or len(texts) != 1):
+        raise ValueError(f"{where}: field 'sample' must be an integer on a one-response line")
+    return [(sample, t) for t in texts]
+
+
+def read_outputs(path: Path) -> dict[str, dict[str, Any]]:
+    """id -> {"line": first line, "samples": [(sample index | None, text)], "fields": first line's object}.
+
+    Every line is checked before any grading starts, so bad input costs nothing and leaves an
+    earlier run's verdicts untouched.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"no such outputs file: {path}")
+    groups: dict[str, dict[str, Any]] = {}
+    for lineno, line in iter_jsonl(path):
+        where = f"{path}:{lineno}"
+        if not isinstance(line, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {type(line).__name__}")
+        key = "id" if "id" in line else "idx" if "idx" in line else None
+        if key is None or line[key] is None or isinstance(line[key], dict | list):
+            raise ValueError(f"{where}: missing field 'id' (or 'idx') naming the problem")
+        pid = str(line[key])
+        group = groups.setdefault(pid, {"line": lineno, "samples": [], "fields": line})
+        group["samples"].extend(_texts(line, where))
+    for pid, group in groups.items():
+        indices = [s for s, _ in group["samples"]]
+        if all(s is not None for s in indices):
+            if sorted(indices) != list(range(len(indices))):
+                raise ValueError(f"{path}:{group['line']}: field 'sample': id {pid} has samples {sorted(indices)}, "
+                                 f"expected 0..{len(indices) - 1}")
+            group["samples"].sort(key=lambda st: st[0])
+        group["texts"] = [t for _, t in group["samples"]]
+    return groups
+
+
+def build_items(cfg: GradeConfig, groups: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One grading task per problem: responses, gold, extraction style, grader options, breakdown keys."""
+    if cfg.benchmark is not None:
+        from mathforge.data.benchmarks import load_benchmark
+
+        problems = {p.id: p for p in load_benchmark(cfg.benchmark, cfg.split)}
+    items = []
+    for pid, group in groups.items():
+        where = f"{cfg.outputs}:{group['line']}"
+        if cfg.benchmark is not None:
+            prob = problems.get(pid)
+            if prob is None:
+                raise ValueError(f"{where}: field 'id': {pid!r} is not a problem of {cfg.benchmark}[{cfg.split}] "
+                                 f"(ids are 0..{len(problems) - 1})")
+            gold, style, opts, meta = prob.answer, prob.extract_style, prob.grading, prob.meta
+        else:
+            gold, style, opts, meta = _line_gold(cfg, group, where), "auto", {}, group["fields"]
+        items.append({"id": pid, "texts": group["texts"], "gold": gold, "style": cfg.style or style,
+                      "opts": dict(opts), "timeout": cfg.timeout,
+                      "meta": {f: meta.get(f) for f in BREAKDOWN_FIELDS if meta.get(f) is not None}})
+    return items
+
+
+def _line_gold(cfg: GradeConfig, group: dict[str, Any], where: str) -> str:
+    raw = get_path(group["fields"], cfg.gold_field)
+    if raw is None or not isinstance(raw, str | int | float):
+        raise ValueError(f"{where}: missing field {cfg.gold_field!r} (the gold answer)")
+    try:
+        gold = ANSWER_RULES[cfg.answer_rule or "raw"](raw)
+    except ValueError as exc:
+        raise ValueError(f"{where}: field {cfg.gold_field!r}: {exc}") from exc
+    if not gold:
+        raise ValueError(f"{where}: field {cfg.gold_field!r}: empty gold answer")
+    return gold
+
+
+# ---------------------------------------------------------------------------- grading (in workers)
+def grade_item(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """Verdict rows for every sample of one problem, plus answer clusters for voting."""
+    from mathforge.grading import extract_answer, grade, is_equivalent
+    from mathforge.grading.metrics import cluster_answers
+
+    opts, timeout = item["opts"], item["timeout"]
+    extracted = [extract_answer(t, style=item["style"]) for t in item["texts"]]
+
+    def equal(*, pred: str, gold: str) -> bool:
+        return is_equivalent(pred=pred, gold=gold, timeout=timeout, **opts)
+
+    labels = cluster_answers(extracted, equal) if len(extracted) > 1 else [0 if extracted[0] else None]
+    rows = []
+    for j, pred in enumerate(extracted):
+        v = grade(pred=pred, gold=item["gold"], timeout=timeout, **opts)
+        rows.append({"id": item["id"], "sample": j, "extracted": pred, "gold": item["gold"],
+                     "correct": bool(v.correct), "rule": v.rule, "timed_out": bool(v.timed_out),
+                     "cluster": labels[j]})
+    return rows
+
+
+def grade_chunk(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    return [grade_item(item) for item in items]
+
+
+# ---------------------------------------------------------------------------- resumable verdicts
+def read_verdicts(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
+    """(id, sample) -> verdict row; a partial last line (the process was killed mid-write) is cut off."""
+    if not path.exists():
+        return {}
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    for lineno, row in iter_jsonl(path):
+        if not isinstance(row, dict) or "id" not in row or "sample" not in row:
+            raise ValueError(f"{path}:{lineno}: not a verdict row (fields 'id', 'sample')")
+        rows[(str(row["id"]), int(row["sample"]))] = row
+    return rows
+
+
+def _check_run(cfg: GradeConfig) -> None:
+    """Refuse to mix verdicts graded against another gold source or grader version."""
+    from mathforge.grading import GRADER_VERSION
+
+    meta_path, verdicts = cfg.out_dir / "run.json", cfg.out_dir / "verdicts.jsonl"
+    run = {"outputs": str(cfg.outputs.resolve()), "benchmark": cfg.benchmark, "split": cfg.split,
+           "gold_field": cfg.gold_field, "answer_rule": cfg.answer_rule, "style": cfg.style,
+           "grader_version": GRADER_VERSION}
+    if cfg.restart:
+        verdicts.unlink(missing_ok=True)
+    elif verdicts.exists() and meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        diff = [k for k in run if old.get(k) != run[k]]
+        if diff:
+            raise ValueError(f"{cfg.out_dir} holds verdicts of another run (differs in {', '.join(diff)}); "
+                             "use another --out or --restart")
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    meta_path.write_text(json.dumps(run, indent=2) + "\n")
+
+
+def _chunks(items: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _run_pending(cfg: GradeConfig, pending: list[dict[str, Any]], fh: Any) -> None:
+    """Grade `pending`, appending each problem's rows in one write and flushing at once."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(pending), desc="grading", unit="problem", disable=not cfg.progress)
+
+    def write(results: list[list[dict[str, Any]]]) -> None:
+        for rows in results:
+            fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            fh.flush()
+            bar.update(1)
+
+    if cfg.workers <= 1:
+        for chunk in _chunks(pending, cfg.chunk_size):
+            write(grade_chunk(chunk))
+    else:
+        # spawn: workers start clean (no inherited grader subprocess pipes or progress threads).
+        with ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn")) as pool:
+            chunks = iter(_chunks(pending, cfg.chunk_size))
+            running = {pool.submit(grade_chunk, c) for c in _take(chunks, 4 * cfg.workers)}
+            while running:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    write(fut.result())
+                running |= {pool.submit(grade_chunk, c) for c in _take(chunks, len(done))}
+    bar.close()
+
+
+def _take(it: Iterator[Any], n: int) -> list[Any]:
+    return [x for _, x in zip(range(n), it, strict=False)]
+
+
+def grade_outputs(cfg: GradeConfig) -> dict[str, Any]:
+    """Grade `cfg.outputs`, resuming any earlier run in `cfg.out_dir`; returns (and writes) the summary."""
+    start = time.time()
+    groups = read_outputs(cfg.outputs)
+    items = build_items(cfg, groups)
+    _check_run(cfg)
+    path = cfg.out_dir / "verdicts.jsonl"
+    done = read_verdicts(path)
+    pending = [it for it in items if any((it["id"], j) not in done for j in range(len(it["texts"])))]
+    with path.open("a", encoding="utf-8") as fh:
+        _run_pending(cfg, pending, fh)
+    rows = read_verdicts(path)
+    summary = summarise(items, rows, n_trials=cfg.n_trials, seed=cfg.seed)
+    summary["run"] = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+                      "outputs_sha256": _sha256(cfg.outputs), "graded_now": len(pending),
+                      "resumed": len(items) - len(pending), "seconds": round(time.time() - start, 3)}
+    tmp = cfg.out_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    os.replace(tmp, cfg.out_dir / "summary.json")
+    return summary
+
+
+def summarise(items: list[dict[str, Any]], rows: dict[tuple[str, int], dict[str, Any]], *,
+              n_trials: int = 100, seed: int = 0) -> dict[str, Any]:
+    """The summary of §g.7 from the verdict rows of `items` (in outputs order)."""
+    from mathforge.grading import GRADER_VERSION
+    from mathforge.grading.metrics import breakdown, summarize_matrix
+
+    matrix = [[rows[(it["id"], j)] for j in range(len(it["texts"]))] for it in items]
+    flat = [r for row in matrix for r in row]
+    summary = summarize_matrix([[r["correct"] for r in row] for row in matrix],
+                               [[r["cluster"] for r in row] for row in matrix], n_trials=n_trials, seed=seed)
+    failed = sum(r["extracted"] is None for r in flat)
+    summary |= {
+        "n_samples": len(flat),
+        "samples_per_problem": [min(map(len, matrix)), max(map(len, matrix))],
+        "extraction_failed": failed,
+        "extraction_failure_rate": failed / len(flat),
+        "grade_timeout": sum(r["timed_out"] for r in flat),
+        "grader_version": GRADER_VERSION,
+    }
+    firsts = [{"correct": row[0]["correct"], **it["meta"]} for it, row in zip(items, matrix, strict=True)]
+    summary["breakdown"] = {f: {str(k): v for k, v in breakdown(firsts, f).items()}
+                            for f in BREAKDOWN_FIELDS if any(f in it["meta"] for it in items)}
+    return summary
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
