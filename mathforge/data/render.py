@@ -1,0 +1,134 @@
+"""Rendering: an `Example` becomes `(input_ids, labels, weights)` for causal-LM training.
+
+Layout (methods.md §0 and §a.5, tokenisation boundary [library]):
+
+    input_ids = [bos] + ids(prompt) + ids(response) + [eos]
+    labels    = [-100] * (1 + len(ids(prompt))) + ids(response) + [eos]
+    weights   = 0.0 where labels == -100, else example.weight
+
+Labels follow the HF convention: they are *unshifted* (labels[t] is the token at t, or -100), and
+the model predicts labels[t] from the logits at t-1. Prompt and response are tokenised separately
+and concatenated, so a tokenizer that would merge characters across the boundary cannot move it
+(the pitfall of tokenising `prompt+response` and measuring the prompt's length). BOS is skipped
+for tokenizers that have none. `show_rendered` prints a rendered example with its trained spans
+marked `[[...]]`, so anyone can see what the model is trained on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mathforge.data.records import Example
+
+IGNORE_INDEX = -100
+OVERLONG = ("error", "truncate", "drop")
+
+
+@dataclass
+class Rendered:
+    """One tokenised example; the three lists have equal length."""
+
+    input_ids: list[int]
+    labels: list[int]
+    weights: list[float]
+    prompt_len: int  # tokens before the response, BOS included
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.input_ids)
+        if len(self.labels) != n or len(self.weights) != n:
+            raise ValueError(
+                f"Rendered: input_ids/labels/weights lengths differ ({n}, {len(self.labels)}, {len(self.weights)})"
+            )
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def n_targets(self) -> int:
+        return sum(1 for lab in self.labels if lab != IGNORE_INDEX)
+
+
+def _name(example: Example, index: int | None) -> str:
+    parts = []
+    if index is not None:
+        parts.append(f"#{index}")
+    if example.meta.get("id") is not None:
+        parts.append(f"id={example.meta['id']}")
+    return "example " + (" ".join(parts) if parts else repr(example.prompt[:40]))
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+
+def render(example: Example, tokenizer, *, max_len: int | None = None, overlong: str = "error",
+           index: int | None = None) -> Rendered:
+    """Tokenise `example` into a `Rendered` (layout in the module docstring).
+
+    A sequence longer than `max_len` raises ValueError naming the example (`index` and/or
+    `meta["id"]`) and its length; `overlong="truncate"` instead cuts it on the right (the
+    original GSM8K SFT behaviour, methods.md §a.5), keeping labels aligned.
+    """
+    if overlong not in ("error", "truncate"):
+        raise ValueError(f"render: overlong must be 'error' or 'truncate', got {overlong!r}")
+    if not isinstance(example, Example):
+        raise TypeError(f"render: expected an Example, got {type(example).__name__}")
+    if example.weight < 0:
+        raise ValueError(f"{_name(example, index)}: weight must be >= 0, got {example.weight}")
+    if tokenizer.eos_token_id is None:
+        raise ValueError(f"render: tokenizer {type(tokenizer).__name__} has no eos_token_id")
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    prompt_ids = bos + _encode(tokenizer, example.prompt)
+    response_ids = _encode(tokenizer, example.response) + [tokenizer.eos_token_id]
+    input_ids = prompt_ids + response_ids
+    labels = [IGNORE_INDEX] * len(prompt_ids) + response_ids
+    weights = [0.0] * len(prompt_ids) + [float(example.weight)] * len(response_ids)
+    if max_len is not None and len(input_ids) > max_len:
+        if overlong == "error":
+            raise ValueError(f"{_name(example, index)} has {len(input_ids)} tokens, more than max_len={max_len}")
+        input_ids, labels, weights = input_ids[:max_len], labels[:max_len], weights[:max_len]
+    meta = {"index": index, **({"id": example.meta["id"]} if "id" in example.meta else {})}
+    return Rendered(input_ids, labels, weights, min(len(prompt_ids), len(input_ids)), meta)
+
+
+def render_all(examples: Sequence[Example], tokenizer, *, max_len: int | None = None,
+               overlong: str = "error") -> list[Rendered]:
+    """Render many examples; `overlong="drop"` skips those longer than `max_len` (methods.md §c.2)."""
+    if overlong not in OVERLONG:
+        raise ValueError(f"render_all: overlong must be one of {OVERLONG}, got {overlong!r}")
+    out = []
+    for i, ex in enumerate(examples):
+        mode = "error" if overlong == "drop" else overlong
+        try:
+            out.append(render(ex, tokenizer, max_len=max_len, overlong=mode, index=i))
+        except ValueError:
+            if overlong != "drop":
+                raise
+    return out
+
+
+def show_rendered(rendered: Rendered, tokenizer, *, show_weights: bool = True) -> str:
+    """The rendered text with every trained run of tokens wrapped in `[[...]]`.
+
+    Special tokens are printed by name (`<bos>`, `<eos>`, `<mask>`); a run whose weight is not 1
+    is followed by `{w=...}` so weighted examples are visible too.
+    """
+    runs: list[tuple[bool, float, list[int]]] = []  # (trained, weight, ids)
+    for tok, lab, w in zip(rendered.input_ids, rendered.labels, rendered.weights, strict=True):
+        trained = lab != IGNORE_INDEX
+        if runs and runs[-1][0] == trained and runs[-1][1] == w:
+            runs[-1][2].append(tok)
+        else:
+            runs.append((trained, w, [tok]))
+    parts = []
+    for trained, w, ids in runs:
+        text = tokenizer.decode(ids, skip_special_tokens=False)
+        if trained:
+            suffix = f"{{w={w:g}}}" if show_weights and w != 1.0 else ""
+            parts.append(f"[[{text}]]{suffix}")
+        else:
+            parts.append(text)
+    return "".join(parts)
