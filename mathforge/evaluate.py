@@ -1,0 +1,425 @@
+"""The evaluation harness: model + benchmark(s) + prompt style + decoding -> outputs.jsonl, metrics.json.
+
+Implements the pipeline of methods.md §g.1 (math-evaluation-harness lineage): build the question
+(§g.6), wrap it in a prompt style (§g.2), generate `n` samples, run code for program/tool styles (§g.3),
+extract the answer (`harness` profile, §g.4), normalise, grade against the gold (§g.5) and aggregate
+(§g.7). One JSON record per (problem, sample) is appended and flushed as soon as a batch is graded, so
+a killed run resumes where it stopped: finished problems are skipped, a half-written tail is dropped.
+`manifest.json` beside the outputs holds the resolved config, package versions and data hashes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mathforge.data.prompts import build_prompt, get_style, stop_strings
+from mathforge.infer.tools import Trace, generate_traces
+
+PROFILE = "harness"
+OUTPUTS, METRICS, MANIFEST = "outputs.jsonl", "metrics.json", "manifest.json"
+# Config keys that may change between a run and its resumption without changing any result.
+VOLATILE_KEYS = {"out_dir", "batch_size", "workers"}
+# Choices this harness makes where the originals are silent or differ; recorded in every manifest.
+NOTES = [
+    "[library] tool/program styles: extract_program reads the generated text only, never the few-shot demos",
+    "[library] sampling runs resumed after a kill may draw different samples (batches change); greedy does not",
+    "[library] generate_s per sample = wall time of its batched generate call / samples in the call",
+]
+FLAG_NAMES = ("empty", "exec_error", "exec_timeout", "grade_timeout", "extraction_failed")
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate and how. `n` samples per problem (greedy when temperature == 0)."""
+
+    model: str
+    benchmarks: list[str]
+    out_dir: str
+    split: str = "test"
+    style: str = "cot"
+    shots: int = 0
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    seed: int = 0
+    limit: int | None = None
+    batch_size: int = 16
+    max_rounds: int | None = None
+    exec_timeout: float = 5.0
+    grade_timeout: float = 3.0
+    workers: int | None = None
+    ks: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        get_style(self.style)  # unknown style -> ValueError naming the known ones
+        if not self.benchmarks:
+            raise ValueError("EvalConfig.benchmarks: give at least one benchmark")
+        for name, low in (("n", 1), ("batch_size", 1), ("max_new_tokens", 1), ("shots", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"EvalConfig.{name} must be an int >= {low}, got {value!r}")
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
+            raise ValueError(f"EvalConfig.limit must be a positive int or None, got {self.limit!r}")
+        if self.n > 1 and self.temperature == 0.0:
+            raise ValueError("EvalConfig: n > 1 with temperature 0 gives n identical samples; set temperature")
+        bad = [k for k in self.ks if not 1 <= k <= self.n]
+        if bad:
+            raise ValueError(f"EvalConfig.ks {bad} must lie in 1..n={self.n}")
+        self.ks = sorted(set(self.ks)) or default_ks(self.n)
+
+
+def default_ks(n: int) -> list[int]:
+    """1, 2, 4, ... up to n, and n itself."""
+    ks, k = [], 1
+    while k < n:
+        ks.append(k)
+        k *= 2
+    return ks + [n]
+
+
+# ------------------------------------------------------------------ grading (parallel processes)
+
+
+def _grade_item(item: dict) -> dict:
+    """Extract, normalise and grade one sample; runs in a worker process. Never raises."""
+    from mathforge.grading import extract_answer, grade, strip_string
+
+    t0 = time.perf_counter()
+    text, marker = item["text"], item.get("marker")
+    if text is None:
+        extracted = None
+    elif marker and marker in text:
+        extracted = text.rsplit(marker, 1)[1].strip() or None  # prm800k: text after the last `# Answer`
+    else:
+        extracted = extract_answer(text, style=item["extract_style"])
+    try:
+        normalised = strip_string(extracted) if extracted is not None else None
+    except Exception:  # a normaliser bug must not lose the sample; grading still sees `extracted`
+        normalised = None
+    try:
+        verdict = grade(pred=extracted, gold=item["gold"], timeout=item["timeout"], **item["opts"])
+        correct, rule, timed_out = bool(verdict.correct), str(verdict.rule), bool(verdict.timed_out)
+    except Exception as exc:  # pragma: no cover - the grader promises not to raise
+        correct, rule, timed_out = False, f"error: {type(exc).__name__}", False
+    return {"extracted": extracted, "normalised": normalised, "correct": correct, "grade_rule": rule,
+            "grade_timeout": timed_out, "grade_s": round(time.perf_counter() - t0, 5)}
+
+
+class GradePool:
+    """Grades samples in `workers` spawned processes (spawned, not forked: the parent may hold torch
+    threads); small jobs run in-process, where a pool's start-up would cost more than it saves."""
+
+    def __init__(self, workers: int | None = None, min_parallel: int = 64) -> None:
+        self.workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+        self.min_parallel = min_parallel
+        self._pool: ProcessPoolExecutor | None = None
+
+    def map(self, items: list[dict]) -> list[dict]:
+        return self.map_fn(_grade_item, items)
+
+    def map_fn(self, fn, items: list) -> list:
+        """`[fn(x) for x in items]`, in worker processes when there are enough items to pay for them."""
+        if self.workers == 1 or len(items) < self.min_parallel:
+            return [fn(it) for it in items]
+        if self._pool is None:
+            import multiprocessing as mp
+
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+        chunk = max(1, len(items) // (self.workers * 8))
+        return list(self._pool.map(fn, items, chunksize=chunk))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> GradePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def grade_item_for(problem, trace: Trace, style, timeout: float) -> dict:
+    """The grading job of one sample: program styles grade the program's result, others the text."""
+    program = style.kind == "program"
+    return {"text": trace.answer_text if program else trace.generation,
+            "extract_style": "program" if program else (problem.extract_style or "auto"),
+            "marker": style.answer_marker, "gold": problem.answer, "opts": dict(problem.grading),
+            "timeout": timeout}
+
+
+def build_records(problems: list, prompts: list[str], traces: list[list[Trace]], *, style, pool: GradePool,
+                  grade_timeout: float = 3.0, prompt_tokens: list[int | None] | None = None) -> list[dict]:
+    """Per-sample records (§g.1) for generated traces: extraction, normalisation and grading in `pool`."""
+    jobs = [grade_item_for(p, tr, style, grade_timeout) for p, row in zip(problems, traces, strict=True) for tr in row]
+    verdicts = iter(pool.map(jobs))
+    records = []
+    for i, (p, prompt, row) in enumerate(zip(problems, prompts, traces, strict=True)):
+        for j, tr in enumerate(row):
+            v = next(verdicts)
+            reports = tr.exec_reports
+            flags = {"empty": not tr.generation.strip(),
+                     "exec_error": any(not r["ok"] and not r["timed_out"] for r in reports),
+                     "exec_timeout": any(r["timed_out"] for r in reports),
+                     "grade_timeout": v["grade_timeout"],
+                     "extraction_failed": not v["extracted"],
+                     "call_limit": tr.hit_call_limit}
+            records.append({
+                "dataset": p.dataset, "idx": p.id, "question": p.question,
+                "gold_raw": str(p.meta.get("gold_raw", p.answer)), "gold": p.answer,
+                "prompt_style": style.name, "profile": PROFILE, "sample_id": j, "prompt": prompt,
+                "generation": tr.generation, "finish_reason": tr.finish_reason, "programs": tr.programs,
+                "exec_reports": reports, "extracted": v["extracted"], "normalised": v["normalised"],
+                "correct": v["correct"], "grade_rule": v["grade_rule"], "grading_opts": dict(p.grading),
+                "flags": flags, "score": None,
+                "logprob": tr.logprob, "rounds": tr.rounds,
+                "tokens": {"prompt": (prompt_tokens or [None] * len(prompts))[i], "generated": tr.n_tokens},
+                "timing": {"generate_s": round(tr.generate_s, 5), "exec_s": round(tr.exec_s, 5),
+                           "grade_s": v["grade_s"]},
+                "meta": {k: p.meta[k] for k in ("level", "type", "subject") if p.meta.get(k) is not None},
+            })
+    return records
+
+
+# ------------------------------------------------------------------ run folder: outputs, resume, manifest
+
+
+def append_records(path: Path, records: list[dict]) -> None:
+    """Append records and force them to disk, so a kill right after loses nothing written."""
+    with path.open("a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def load_records(path: Path, n: int | None = None, *, repair: bool = False) -> list[dict]:
+    """Read outputs.jsonl. A torn last line (a kill mid-write) is dropped; with `n`, so are problems
+    with fewer than `n` samples. With `repair`, the file is rewritten to hold exactly what is returned."""
+    if not path.exists():
+        return []
+    records, torn = [], False
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    for lineno, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if lineno == len(lines) and not line.endswith("\n"):
+                torn = True
+                break
+            raise ValueError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from exc
+    kept = records
+    if n is not None:
+        counts: dict[tuple, int] = {}
+        for r in records:
+            counts[(r["dataset"], r["idx"])] = counts.get((r["dataset"], r["idx"]), 0) + 1
+        kept = [r for r in records if counts[(r["dataset"], r["idx"])] == n]
+    if repair and (torn or len(kept) != len(records)):
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
+        os.replace(tmp, path)
+    return kept
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def package_versions() -> dict[str, str | None]:
+    import mathforge
+
+    out: dict[str, str | None] = {"mathforge": mathforge.__version__, "python": platform.python_version()}
+    for dist in ("torch", "transformers", "tokenizers", "sympy", "math-verify", "antlr4-python3-runtime",
+                 "vllm"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def data_hashes(cfg: EvalConfig, problems: dict[str, list]) -> dict[str, dict]:
+    """Per benchmark: the shipped file and its sha256, plus a hash of the loaded (question, gold) pairs."""
+    from mathforge.data.benchmarks import benchmark_file, data_root
+
+    out = {}
+    for name, probs in problems.items():
+        path = benchmark_file(name, cfg.split)
+        content = hashlib.sha256(json.dumps([[p.id, p.question, p.answer] for p in probs]).encode()).hexdigest()
+        try:
+            rel = str(path.relative_to(data_root()))
+        except ValueError:
+            rel = str(path)
+        out[name] = {"file": rel, "sha256": _sha256(path), "problems": len(probs), "problems_sha256": content}
+    return out
+
+
+def write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def check_or_write_manifest(out: Path, manifest: dict) -> None:
+    """A run folder belongs to one config: resuming with different settings is an error, not a mix."""
+    path = out / MANIFEST
+    if path.exists() and (out / OUTPUTS).exists():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        a = {k: v for k, v in old.get("config", {}).items() if k not in VOLATILE_KEYS}
+        b = {k: v for k, v in manifest["config"].items() if k not in VOLATILE_KEYS}
+        diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+        if diff:
+            raise ValueError(f"{path}: this run folder was made with different settings ({', '.join(diff)}); "
+                             "use another --out or delete the folder")
+        if old.get("data") != manifest["data"]:
+            raise ValueError(f"{path}: the benchmark data changed since this run started; use another --out")
+        manifest = {**old, "versions_resumed": manifest["versions"], "resumed_at": manifest["created"]}
+    write_json(path, manifest)
+
+
+# ------------------------------------------------------------------ the harness
+
+
+def evaluate(cfg: EvalConfig, engine=None, *, progress: bool = False) -> dict:
+    """Run (or resume) an evaluation; returns the metrics also written to `out_dir/metrics.json`."""
+    from mathforge.data import load_benchmark
+    from mathforge.grading import GRADER_VERSION
+    from mathforge.infer.types import SamplingParams
+
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    style = get_style(cfg.style)
+    problems = {name: load_benchmark(name, cfg.split, limit=cfg.limit) for name in cfg.benchmarks}
+    if engine is None:
+        from mathforge.infer import load_engine
+
+        engine = load_engine(cfg.model)
+    tokenizer = getattr(engine, "tokenizer", None)
+    eos = getattr(tokenizer, "eos_token", None) or ""
+    stop = stop_strings(style, eos or None)
+    manifest = {"config": dataclasses.asdict(cfg), "style": dataclasses.asdict(style), "stop": stop,
+                "profile": PROFILE, "grader_version": GRADER_VERSION, "engine": type(engine).__name__, "notes": NOTES,
+                "versions": package_versions(), "data": data_hashes(cfg, problems),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    check_or_write_manifest(out, manifest)
+    outputs = out / OUTPUTS
+    done = {(r["dataset"], r["idx"]) for r in load_records(outputs, cfg.n, repair=True)}
+    params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                            seed=cfg.seed)
+    with GradePool(cfg.workers) as pool:
+        for name, probs in problems.items():
+            todo = [p for p in probs if (name, p.id) not in done]
+            for start in _progress(range(0, len(todo), cfg.batch_size), progress, f"{name} ({len(todo)} left)"):
+                batch = todo[start:start + cfg.batch_size]
+                prompts = [build_prompt(p.question, style, shots=cfg.shots, benchmark=name, eos=eos) for p in batch]
+                traces = generate_traces(engine, prompts, style=style, n=cfg.n, params=params, stop=stop,
+                                         max_rounds=cfg.max_rounds, exec_timeout=cfg.exec_timeout,
+                                         workers=cfg.workers)
+                ptoks = [len(tokenizer(p).input_ids) if tokenizer is not None else None for p in prompts]
+                append_records(outputs, build_records(batch, prompts, traces, style=style, pool=pool,
+                                                      grade_timeout=cfg.grade_timeout, prompt_tokens=ptoks))
+        return finalize(out, cfg, pool)
+
+
+def _progress(it, enabled: bool, desc: str):
+    if not enabled:
+        return it
+    from tqdm import tqdm
+
+    return tqdm(it, desc=desc, unit="batch")
+
+
+def finalize(out: Path, cfg: EvalConfig, pool: GradePool | None = None) -> dict:
+    """Metrics from the complete outputs file (never from memory, so resumed and fresh runs agree)."""
+    records = load_records(out / OUTPUTS, cfg.n)
+    metrics = compute_metrics(records, ks=cfg.ks, seed=cfg.seed, pool=pool)
+    metrics["run"] = {"model": cfg.model, "style": cfg.style, "shots": cfg.shots, "n": cfg.n,
+                      "temperature": cfg.temperature, "top_p": cfg.top_p, "seed": cfg.seed,
+                      "max_new_tokens": cfg.max_new_tokens, "split": cfg.split, "limit": cfg.limit,
+                      "profile": PROFILE}
+    write_json(out / METRICS, metrics)
+    return metrics
+
+
+# ------------------------------------------------------------------ metrics (§g.7)
+
+
+def _cluster_item(item: dict) -> list[int | None]:
+    """Cluster one problem's answers by grader equivalence (worker process)."""
+    from functools import partial
+
+    from mathforge.grading import cluster_answers, is_equivalent
+
+    return cluster_answers(item["answers"], partial(is_equivalent, **item["opts"]))
+
+
+def compute_metrics(records: list[dict], *, ks: list[int], seed: int = 0, pool: GradePool | None = None,
+                    n_boot: int = 1000) -> dict:
+    """Per benchmark: accuracy of the first sample with a bootstrap 95% CI over problems (Wilson too),
+    maj@k and unbiased pass@k for every k, flag counts and rates, breakdowns by level and type (same
+    first-sample column), token counts and generation throughput; plus the unweighted average."""
+    from mathforge.grading import accuracy_ci, breakdown, maj_at_k, pass_at_k
+
+    grouped: dict[str, dict[Any, list[dict]]] = {}
+    for r in records:
+        grouped.setdefault(r["dataset"], {}).setdefault(r["idx"], []).append(r)
+    pool = pool or GradePool(1)
+    result: dict[str, Any] = {"benchmarks": {}}
+    for name, by_problem in grouped.items():
+        rows = [sorted(v, key=lambda r: r["sample_id"]) for v in by_problem.values()]
+        n = min(len(row) for row in rows)
+        answers = [[r["extracted"] for r in row] for row in rows]
+        correct = [[bool(r["correct"]) for r in row] for row in rows]
+        first = [row[0] for row in rows]
+        boot = accuracy_ci([c[0] for c in correct], method="bootstrap", n_boot=n_boot, seed=seed)
+        wilson = accuracy_ci([c[0] for c in correct])
+        labels = (pool.map_fn(_cluster_item, [{"answers": a, "opts": row[0].get("grading_opts", {})}
+                                              for a, row in zip(answers, rows, strict=True)])
+                  if n > 1 else [[0 if a[0] else None] for a in answers])
+        samples = [r for row in rows for r in row]
+        gen_s = sum(r["timing"]["generate_s"] for r in samples)
+        toks = sum(r["tokens"]["generated"] for r in samples)
+        pct = lambda x: round(100.0 * x, 2)  # noqa: E731
+        result["benchmarks"][name] = {
+            "num_problems": len(rows), "num_samples": len(samples), "n": n,
+            "accuracy": round(100.0 * boot.accuracy, 1), "accuracy_ci": [pct(boot.low), pct(boot.high)],
+            "accuracy_ci_wilson": [pct(wilson.low), pct(wilson.high)],
+            "maj_at_k": {str(k): pct(sum(maj_at_k(a, c, k, seed=seed, labels=lab)
+                                         for a, c, lab in zip(answers, correct, labels, strict=True)) / len(rows))
+                         for k in ks if k <= n},
+            "pass_at_k": {str(k): pct(sum(pass_at_k(n, sum(c[:n]), k) for c in correct) / len(rows))
+                          for k in ks if k <= n},
+            "flags": {f: {"count": sum(bool(r["flags"].get(f)) for r in samples),
+                          "rate": round(sum(bool(r["flags"].get(f)) for r in samples) / len(samples), 4)}
+                      for f in (*FLAG_NAMES, "call_limit")},
+            "by_level": _pct_table(breakdown(first, "meta.level")),
+            "by_type": _pct_table(breakdown(first, "meta.type")),
+            "tokens_generated": toks, "mean_generated_tokens": round(toks / len(samples), 1),
+            "generate_seconds": round(gen_s, 3), "tokens_per_second": round(toks / gen_s, 2) if gen_s else 0.0,
+        }
+    accs = [m["accuracy"] for m in result["benchmarks"].values()]
+    result["average_accuracy"] = round(sum(accs) / len(accs), 1) if accs else None
+    return result
+
+
+def _pct_table(table: dict) -> dict:
+    """breakdown() output as {str(key): {n, correct, accuracy %}}; no table when nobody has the field."""
+    if list(table) == [None]:
+        return {}
+    return {str(k): {"n": v["n"], "correct": v["correct"], "accuracy": round(100.0 * v["accuracy"], 1)}
+            for k, v in table.items()}
