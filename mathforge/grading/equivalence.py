@@ -1,31 +1,350 @@
-"""TEMPORARY placeholder (replaced by the real grader): string/float equality."""
+"""Equivalence grading: `math_equal(pred, gold)` of the math-evaluation-harness (methods.md §g.5).
 
+Rules run cheapest first and the first that decides wins: exact string; normalisation
+(`strip_string`, §g.4.1) and exact string again; multiple-choice letters; plain numbers (integers
+exact, decimals to 1e-4 relative, percent variants); sets / tuples / intervals / matrices element
+by element; equations and inequalities; the fast numeric-identity layer (`latex_numeric.py`:
+random-point evaluation of a translated expression); and only then SymPy (`symbolic.py`) in a
+killable worker process (`worker.py`) under the call's deadline. A timeout is a wrong answer with
+`Verdict.timed_out` set. Inputs longer than 1,000 characters or with exponents nested more than
+twice never reach the symbolic rules. Verdicts are memoised on (pred, gold, options).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
-GRADER_VERSION = "0.0-placeholder"
+from mathforge.grading import latex_numeric as ln
+from mathforge.grading import structure as st
+from mathforge.grading.normalize import strip_string
+
+GRADER_VERSION = "mathforge-harness-1.0"
+MAX_SYMBOLIC_LEN = 1000
+MAX_EXPONENT_NESTING = 2
+_OPTIONS = {"skip_unit", "unordered", "abs_tol", "unit", "include_percentage", "strict_intervals",
+            "choices"}
+_RELATIONS = ("\\le", "\\ge", "\\ne", "<", ">")
+_FLIP = {"\\le": "\\ge", "\\ge": "\\le", "<": ">", ">": "<", "\\ne": "\\ne"}
+_STRING_ONLY = re.compile(r"\d_\{?\w|:")     # `25_{6}` (bases), `3:30`, `5:6`: no algebra
+_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
+_LOOSE_DROP = re.compile(r"[\s{}()]|\\text|\\mathrm|(?<!\d)\.|\.(?!\d)")
+_CACHE_SIZE = 1 << 16
 
 
-@dataclass
+@dataclass(frozen=True)
 class Verdict:
+    """The decision, the rule that made it, and whether the deadline was hit."""
+
     correct: bool
     rule: str
     timed_out: bool = False
 
 
-def grade(*, pred, gold, timeout=3.0, **opts):
+_cache: OrderedDict = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+class _Grader:
+    """One grading call: options and a deadline shared by all recursive element comparisons."""
+
+    def __init__(self, opts: dict, timeout: float):
+        self.skip_unit = bool(opts.get("skip_unit", False))
+        self.unordered = bool(opts.get("unordered", False))
+        self.abs_tol = opts.get("abs_tol")
+        self.unit = opts.get("unit")
+        self.percent = bool(opts.get("include_percentage", True))
+        self.strict_intervals = bool(opts.get("strict_intervals", False))
+        self.depth = 0                # `unordered` applies to the top-level list only
+        self.deadline = time.monotonic() + timeout
+
+    # -- entry -------------------------------------------------------------------------------
+    def top(self, pred: str, gold: str) -> Verdict:
+        p0, g0 = pred.strip(), gold.strip()
+        if p0.lower() == g0.lower():
+            return Verdict(True, "string")
+        gold_letter = st.choice_letter(g0) if len(g0) <= 12 else None
+        if gold_letter is not None and len(g0.strip("()$ ")) == 1:
+            letter = st.choice_letter(p0) if len(p0) <= 200 else None
+            if letter is not None:
+                return Verdict(letter == gold_letter, "string")
+        if len(p0) > 20 * MAX_SYMBOLIC_LEN or len(g0) > 20 * MAX_SYMBOLIC_LEN:
+            return Verdict(False, "none")         # not an answer: do not spend time normalising
+        if p0.count("=") == 1 and g0.count("=") == 1:
+            # Normalise each side alone: strip_string rule 26 would turn `0=x^2-1` into `x^2-1`.
+            p_sides = [strip_string(x, skip_unit=self.skip_unit) for x in p0.split("=")]
+            g_sides = [strip_string(x, skip_unit=self.skip_unit) for x in g0.split("=")]
+            v = self._relations("=".join(p_sides), "=".join(g_sides))
+            if v is not None and (v.correct or v.timed_out):
+                return v
+        p = strip_string(self._drop_unit(p0), skip_unit=self.skip_unit)
+        g = strip_string(g0, skip_unit=self.skip_unit)
+        return self.equal(p, g)
+
+    def _drop_unit(self, p: str) -> str:
+        if not self.unit:
+            return p
+        unit = str(self.unit)
+        for u in dict.fromkeys((unit, unit.strip("$ "), strip_string(unit, skip_unit=True))):
+            if u and p.endswith(u) and len(p) > len(u):
+                return p[: -len(u)].strip()
+        return p
+
+    # -- rules on normalised strings (recursive for elements) --------------------------------
+    def equal(self, p: str, g: str) -> Verdict:
+        if p.lower() == g.lower():
+            return Verdict(True, "string")
+        np_, ng = st.parse_number(p), st.parse_number(g)
+        if np_ is not None and ng is not None:
+            return Verdict(st.numbers_close(np_, ng, include_percentage=self.percent,
+                                            abs_tol=self.abs_tol), "numeric")
+        if not p:
+            return Verdict(False, "none")
+        for rule in (self._matrices, self._containers, self._unions, self._relations):
+            verdict = rule(p, g)
+            if verdict is not None:
+                return verdict
+        return self._expressions(p, g)
+
+    def _matrices(self, p: str, g: str) -> Verdict | None:
+        mp, mg = st.matrix_cells(p), st.matrix_cells(g)
+        if mp is None and mg is None:
+            return None
+        if mp is not None and mg is None:            # pmatrix vector vs `(a,b)` gold (rule 3)
+            cont = st.as_container(g)
+            mg = [[x] for x in cont.items] if cont is not None and cont.kind != "list" else None
+        elif mg is not None and mp is None:
+            cont = st.as_container(p)
+            mp = [[x] for x in cont.items] if cont is not None and cont.kind != "list" else None
+        if mp is None or mg is None:
+            return Verdict(False, "matrix")
+        if [len(r) for r in mp] != [len(r) for r in mg]:
+            return Verdict(False, "matrix")
+        return self._all_equal([c for r in mp for c in r], [c for r in mg for c in r], "matrix")
+
+    def _containers(self, p: str, g: str) -> Verdict | None:
+        cp, cg = st.as_container(p), st.as_container(g)
+        if cp is None and cg is None:
+            return self._unwrap(p, g)
+        if cp is None or cg is None:
+            return Verdict(False, "tuple")
+        if len(cp.items) != len(cg.items):
+            return Verdict(False, "tuple")
+        kinds = (cp.kind, cg.kind)
+        unordered = (self.unordered and self.depth == 0) or "set" in kinds or "list" in kinds
+        if self.strict_intervals and cp.kind == cg.kind == "tuple" and cp.brackets != cg.brackets:
+            return Verdict(False, "tuple")
+        if unordered:
+            return self._multiset_equal(cp.items, cg.items)
+        return self._all_equal(cp.items, cg.items, "tuple")
+
+    def _unwrap(self, p: str, g: str) -> Verdict | None:
+        """Single elements in brackets: `(5)` vs `5` (rule 4), unless the brackets are needed."""
+        bp, bg = st.outer_brackets(p), st.outer_brackets(g)
+        if bp is not None and bg is None and ln.try_compile(p) is None:
+            return self.equal(p[1:-1].strip(), g)
+        if bg is not None and bp is None and ln.try_compile(g) is None:
+            return self.equal(p, g[1:-1].strip())
+        return None
+
+    def _unions(self, p: str, g: str) -> Verdict | None:
+        if "\\cup" not in p and "\\cup" not in g:
+            return None
+        ip, ig = _split_word(p, "\\cup"), _split_word(g, "\\cup")
+        if len(ip) != len(ig):
+            return Verdict(False, "tuple")
+        return self._multiset_equal(ip, ig)
+
+    def _relations(self, p: str, g: str) -> Verdict | None:
+        rp, rg = _relation(p), _relation(g)
+        if rp is None and rg is None:
+            return None
+        if rp is None or rg is None:              # `v = expr` against a bare expression
+            lhs, op, rhs = rp or rg
+            if op == "=" and len(lhs) <= 2:
+                v = self.equal(rhs, g) if rp is not None else self.equal(p, rhs)
+                return Verdict(v.correct, "equation", v.timed_out)
+            return Verdict(False, "equation")
+        (lp, op_p, rhs_p), (lg, op_g, rhs_g) = rp, rg
+        if op_p == "=" and op_g == "=":
+            diff_p, diff_g = f"{lp}-({rhs_p})", f"{lg}-({rhs_g})"
+            v = self._expressions(diff_p, diff_g)
+            if v.correct or v.timed_out:
+                return Verdict(v.correct, "equation", v.timed_out)
+            v = self._expressions(diff_p, f"-({diff_g})")
+            return Verdict(v.correct, "equation", v.timed_out)
+        if op_p == op_g:
+            v = self._all_equal([lp, rhs_p], [lg, rhs_g], "equation")
+            if v.correct or v.timed_out or op_p not in ("=", "\\ne"):
+                return v
+        if op_p == _FLIP.get(op_g):
+            return self._all_equal([lp, rhs_p], [rhs_g, lg], "equation")
+        return Verdict(False, "equation")
+
+    def _expressions(self, p: str, g: str) -> Verdict:
+        if _STRING_ONLY.search(p) or _STRING_ONLY.search(g):
+            return Verdict(_loose(p) == _loose(g), "string")
+        cp, cg = ln.try_compile(p), ln.try_compile(g)
+        if cp is not None and cg is not None:
+            try:
+                same = ln.numeric_equal(cp, cg)
+            except ln.TooLarge:
+                return Verdict(False, "none")
+            if same is not None:
+                return Verdict(same, "symbolic" if (cp.variables or cg.variables) else "numeric")
+        if _loose(p) == _loose(g):
+            return Verdict(True, "string")
+        if _is_prose(p) or _is_prose(g):         # "They are equal", "Yes": strings only
+            return Verdict(False, "string")
+        if p.count("{") != p.count("}") or g.count("{") != g.count("}"):
+            return Verdict(False, "none")        # malformed LaTeX such as `\frac{`
+        if len(p) > MAX_SYMBOLIC_LEN or len(g) > MAX_SYMBOLIC_LEN or \
+                max(st.exponent_nesting(p), st.exponent_nesting(g)) > MAX_EXPONENT_NESTING:
+            return Verdict(False, "none")
+        return self._symbolic(p, g)
+
+    def _symbolic(self, p: str, g: str) -> Verdict:
+        from mathforge.grading import worker
+
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            return Verdict(False, "symbolic", timed_out=True)
+        try:
+            return Verdict(worker.symbolic_equal(p, g, timeout=remaining), "symbolic")
+        except worker.WorkerTimeout:
+            return Verdict(False, "symbolic", timed_out=True)
+        except OSError:                          # no process could be started: not provable
+            return Verdict(False, "none")
+
+    # -- element helpers ---------------------------------------------------------------------
+    def _element(self, a: str, b: str) -> Verdict:
+        self.depth += 1
+        try:
+            return self.equal(a, b)
+        finally:
+            self.depth -= 1
+
+    def _all_equal(self, ps: list[str], gs: list[str], rule: str) -> Verdict:
+        for a, b in zip(ps, gs, strict=True):
+            v = self._element(a, b)
+            if not v.correct:
+                return Verdict(False, rule, v.timed_out)
+        return Verdict(True, rule)
+
+    def _multiset_equal(self, ps: list[str], gs: list[str]) -> Verdict:
+        """Each gold element matched to a distinct prediction element (greedy; answers are small)."""
+        left = list(ps)
+        timed_out = False
+        for b in gs:
+            for k, a in enumerate(left):
+                v = self._element(a, b)
+                timed_out |= v.timed_out
+                if v.correct:
+                    del left[k]
+                    break
+            else:
+                return Verdict(False, "tuple", timed_out)
+        return Verdict(True, "tuple")
+
+
+def _split_word(s: str, word: str) -> list[str]:
+    """Split at `word` outside brackets (for `\\cup`)."""
+    marker = "\x00"
+    return [x.strip() for x in st.split_top_level(s.replace(word, marker), marker)]
+
+
+def _relation(s: str) -> tuple[str, str, str] | None:
+    """(lhs, op, rhs) for exactly one top-level relation, else None."""
+    found = None
+    for op in ("=",) + _RELATIONS:
+        parts = st.split_top_level(s, op) if len(op) == 1 else _split_word(s, op)
+        if len(parts) == 2:
+            if found is not None:
+                return None
+            found = (parts[0].strip(), op, parts[1].strip())
+        elif len(parts) > 2:
+            return None
+    return found
+
+
+def _is_prose(s: str) -> bool:
+    """A run of 3+ letters that is not a command or a plain function name (`sqrt`, `sin`)."""
+    return any(m.group().lower() not in ln.PLAIN_NAMES for m in _WORD.finditer(s))
+
+
+def _loose(s: str) -> str:
+    """Rule 4 surface form: no braces, parentheses, spaces, `\\text`, or non-decimal dots."""
+    return _LOOSE_DROP.sub("", s).lower()
+
+
+def grade(*, pred: str | None, gold: str, timeout: float = 3.0, **opts) -> Verdict:
+    """Decide whether `pred` is equivalent to `gold` (§g.5), with the rule that decided."""
+    unknown = set(opts) - _OPTIONS
+    if unknown:
+        raise TypeError(f"grade(): unknown option(s) {sorted(unknown)}; known: {sorted(_OPTIONS)}")
     if pred is None:
         return Verdict(False, "none")
-    if pred.strip() == gold.strip():
-        return Verdict(True, "string")
-    try:
-        return Verdict(abs(float(pred) - float(gold)) < 1e-6, "numeric")
-    except ValueError:
-        return Verdict(False, "string")
+    pred, gold = str(pred), str(gold)
+    key = (pred, gold, tuple(sorted((k, repr(v)) for k, v in opts.items() if k != "choices")))
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    verdict = _Grader(opts, timeout).top(pred, gold)
+    if not verdict.timed_out:                # a timeout may be machine load: do not remember it
+        with _cache_lock:
+            _cache[key] = verdict
+            if len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+    return verdict
 
 
-def is_equivalent(*, pred, gold, timeout=3.0, **opts):
+def clear_caches() -> None:
+    """Forget memoised verdicts and parses (for benchmarks that must not time cache hits)."""
+    with _cache_lock:
+        _cache.clear()
+    strip_string.cache_clear()
+    ln.try_compile.cache_clear()
+
+
+def is_equivalent(*, pred: str | None, gold: str, timeout: float = 3.0, **opts) -> bool:
+    """`grade(...).correct`."""
     return grade(pred=pred, gold=gold, timeout=timeout, **opts).correct
 
 
-def self_test():
-    return None
+SELF_TEST = (
+    ("\\frac{1}{2}", "0.5", True),
+    ("\\sqrt{4}", "2", True),
+    ("x^2+2x+1", "(x+1)^2", True),
+    ("50\\%", "0.5", True),
+    ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}", True),
+    ("\\frac{1}{2}", "2", False),
+    ("(1,2)", "[1,2]", True),
+)
+
+
+def self_test(timeout: float = 60.0) -> None:
+    """Check the §g.5 start-up table, and that the SymPy/LaTeX parser path itself works.
+
+    The fast layer decides most table rows, so the symbolic pairs are also sent straight to the
+    worker: a broken latex2sympy runtime would otherwise go unnoticed.
+    """
+    from mathforge.grading import worker
+
+    failures = []
+    for pred, gold, expected in SELF_TEST:
+        v = grade(pred=pred, gold=gold, timeout=timeout)
+        if v.correct != expected:
+            failures.append(f"grade({pred!r}, {gold!r}) = {v}, expected {expected}")
+    for a, b, expected in (("x^2+2x+1", "(x+1)^2", True), ("\\sqrt{4}", "2", True),
+                           ("\\frac{1}{2}", "2", False)):
+        got = worker.symbolic_equal(a, b, timeout=timeout)
+        if got != expected:
+            failures.append(f"symbolic_equal({a!r}, {b!r}) = {got}, expected {expected}")
+    if failures:
+        raise RuntimeError("grader self-test failed (LaTeX parser or rules broken):\n"
+                           + "\n".join(failures))
