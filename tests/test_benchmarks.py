@@ -188,9 +188,9 @@ def test_data_root_override_and_bad_record(tmp_path, monkeypatch):
     shutil.rmtree(tmp_path / "benchmarks")
 
 
-# Golds the project's extractor cannot yet read back from `\boxed{...}`: `\left\{ ... \right.` holds an
-# escaped, unmatched brace (college_math piecewise functions). Reported to the grading owner.
-KNOWN_UNEXTRACTABLE = {("college_math", "1130"), ("college_math", "1253")}
+# Golds the project's extractor cannot read back from `\boxed{...}` (none at present; the escaped,
+# unmatched brace of `\left\{ ... \right.` in college_math piecewise answers once was one).
+KNOWN_UNEXTRACTABLE: set[tuple[str, str]] = set()
 
 
 def written_answer(p) -> str:

@@ -26,15 +26,22 @@ _ANSWER_LINE = re.compile(r"(?:^|\n)[ \t]*(?:A|Answer|Final Answer)[ \t]*:", re.
 
 
 def _matching_brace(text: str, start: int) -> int:
+    """Index of the `}` closing the `{` at `start`, or -1. Escaped braces (`\\{`, `\\}`) are
+    literal characters, not grouping, so `\\left\\{ ... \\right.` inside a box stays balanced."""
     depth = 0
-    for k in range(start, len(text)):
+    k, n = start, len(text)
+    while k < n:
         ch = text[k]
+        if ch == "\\" and k + 1 < n and text[k + 1] in "{}":
+            k += 2
+            continue
         if ch == "{":
             depth += 1
         elif ch == "}":
             depth -= 1
             if depth == 0:
                 return k
+        k += 1
     return -1
 
 
