@@ -1,0 +1,96 @@
+"""Shared inference types: sampling parameters, one completion, the `Engine` protocol, stop strings.
+
+Every engine (`HFEngine`, `VLLMEngine`, `OpenAIEngine`) returns the same `Completion` record so search
+strategies and the evaluation harness never care which backend produced a sample (methods.md §g.1).
+Stop strings follow §g.2: generation ends at EOS or at the first stop string, and the stop string
+itself is cut from the returned text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample. `temperature == 0` means greedy decoding; `top_p` is nucleus sampling."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise ValueError(f"SamplingParams.max_new_tokens must be an int >= 1, got {self.max_new_tokens!r}")
+        if not self.temperature >= 0.0:
+            raise ValueError(f"SamplingParams.temperature must be >= 0, got {self.temperature!r}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"SamplingParams.top_p must be in (0, 1], got {self.top_p!r}")
+        if not isinstance(self.seed, int):
+            raise ValueError(f"SamplingParams.seed must be an int, got {self.seed!r}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass
+class Completion:
+    """One generated sample.
+
+    `token_ids` are all sampled tokens, including the EOS token or the token that completed a stop
+    string (so `n_tokens == len(token_ids)` counts the compute spent); `logprob` is the sum of their
+    log-probabilities under the model's unmodified distribution (no temperature, no top-p), which is
+    what scoring and SMC weights need. `text` is the decoded sample with the stop string cut off.
+    `token_logprobs` (optional, an addition to the interface) holds the per-token terms of `logprob`.
+    Engines that cannot see token ids (HTTP servers do not return them) leave `token_ids` empty and
+    count the tokens the server reported in `n_tokens`.
+    """
+
+    text: str
+    token_ids: list[int] = field(default_factory=list)
+    n_tokens: int = 0
+    logprob: float | None = None
+    finish_reason: FinishReason = "length"
+    token_logprobs: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.finish_reason not in ("stop", "length"):
+            raise ValueError(f"Completion.finish_reason must be 'stop' or 'length', got {self.finish_reason!r}")
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Anything that turns prompts into `n` completions each, in prompt order."""
+
+    def generate(
+        self,
+        prompts: list[str],
+        *,
+        n: int = 1,
+        params: SamplingParams = SamplingParams(),
+        stop: list[str] | None = None,
+    ) -> list[list[Completion]]: ...
+
+
+def check_generate_args(prompts: list[str], n: int, stop: list[str] | None) -> list[str]:
+    """Validate the arguments every engine shares; returns the cleaned stop list (no empty strings)."""
+    if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
+        raise ValueError("generate(prompts=...) must be a list of strings")
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"generate(n=...) must be an int >= 1, got {n!r}")
+    if stop is None:
+        return []
+    if isinstance(stop, str) or not all(isinstance(s, str) for s in stop):
+        raise ValueError("generate(stop=...) must be a list of strings or None")
+    return [s for s in stop if s]
+
+
+def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
+    """Cut `text` at the earliest occurrence of any stop string; returns (text, whether one was found)."""
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
