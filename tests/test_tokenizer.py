@@ -81,3 +81,26 @@ def test_bad_arguments_are_named():
         build_tokenizer(["x"], kind="bpe", vocab_size=100)
     with pytest.raises(TypeError, match="iterable of strings"):
         build_tokenizer("just one string")
+
+
+def test_char_spaced_folds_one_space_and_halves_multiplication_lines(tmp_path):
+    """`char_spaced` must round-trip every shipped 4x4 line exactly while spending one token per
+    digit (with its leading space), i.e. about half the tokens of plain `char`."""
+    from pathlib import Path
+
+    lines = (Path(__file__).parents[1] / "data/multiplication/4x4/test.txt").read_text().splitlines()[:200]
+    spaced = build_tokenizer(lines, kind="char_spaced")
+    plain = build_tokenizer(lines, kind="char")
+    for line in lines:
+        ids = spaced(line, add_special_tokens=False)["input_ids"]
+        assert spaced.decode(ids) == line
+        pieces = spaced.convert_ids_to_tokens(ids)
+        assert all(len(p.strip()) == 1 for p in pieces), pieces  # one visible character per token
+        assert sum(p.strip().isdigit() for p in pieces) == sum(c.isdigit() for c in line)
+        n_plain = len(plain(line, add_special_tokens=False)["input_ids"])
+        assert len(ids) < 0.55 * n_plain
+    odd = "a  b\n c\t d  \n\n"  # runs of spaces, tabs and newlines survive exactly
+    assert spaced.decode(spaced(odd, add_special_tokens=False)["input_ids"]) == odd
+    spaced.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert again(lines[0])["input_ids"] == spaced(lines[0])["input_ids"]
