@@ -1,0 +1,108 @@
+"""Training checkpoints that make a resumed run continue exactly where a killed one stopped.
+
+A checkpoint folder `checkpoints/step_NNNNNNN/` holds the model and optimizer state dicts, the LR
+scheduler state, `state.json` (optimizer step, data position = epoch + index into that epoch's
+seeded permutation of rows, config hash) and one RNG file per process (python, numpy, torch, CUDA).
+It is written to a temporary folder and renamed into place, and `latest` is rewritten only after
+the rename, so a SIGKILL at any moment leaves either the old or the new checkpoint, never half
+of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+LATEST = "latest"
+
+
+def rng_state() -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(root: Path, accelerator: Any, *, step: int, model: Any, optimizer: Any, scheduler: Any,
+                    meta: dict[str, Any], keep: int = 2) -> Path:
+    """Collective: every process calls it (each writes its RNG state); returns the folder."""
+    import torch
+
+    root = Path(root)
+    final = root / f"step_{step:07d}"
+    tmp = root / f".tmp_step_{step:07d}"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    torch.save(rng_state(), tmp / f"rng_rank{accelerator.process_index}.pt")
+    if accelerator.is_main_process:
+        torch.save(accelerator.unwrap_model(model).state_dict(), tmp / "model.pt")
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, **meta}, indent=1))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        _write_atomic(root / LATEST, final.name)
+        _prune(root, keep)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _prune(root: Path, keep: int) -> None:
+    folders = sorted(p for p in root.glob("step_*") if p.is_dir())
+    for old in folders[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    pointer = Path(root) / LATEST
+    if not pointer.is_file():
+        return None
+    folder = Path(root) / pointer.read_text().strip()
+    if not (folder / "state.json").is_file():
+        raise FileNotFoundError(f"checkpoint pointer {pointer} names {folder}, which is incomplete")
+    return folder
+
+
+def load_checkpoint(folder: Path, accelerator: Any, *, model: Any, optimizer: Any, scheduler: Any) -> dict:
+    """Restore model, optimizer, scheduler and this process's RNG; returns state.json."""
+    import torch
+
+    folder = Path(folder)
+    state = json.loads((folder / "state.json").read_text())
+    accelerator.unwrap_model(model).load_state_dict(torch.load(folder / "model.pt", map_location="cpu"))
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location="cpu"))
+    scheduler.load_state_dict(torch.load(folder / "scheduler.pt", map_location="cpu"))
+    rng_file = folder / f"rng_rank{accelerator.process_index}.pt"
+    if not rng_file.is_file():
+        raise FileNotFoundError(f"{rng_file}: missing (was the run saved with a different process count?)")
+    # Our own file: RNG states hold numpy arrays and tuples, which the weights-only loader refuses.
+    set_rng_state(torch.load(rng_file, weights_only=False))
+    return state

@@ -1,0 +1,116 @@
+"""Held-out evaluation during and after training: token loss and greedy exact-match accuracy.
+
+Exact match goes through the grading module (`extract_answer` on the decoded completion, then
+`is_equivalent(pred=..., gold=...)`), the same path the evaluation harness uses, so a training-time
+accuracy and a later `mathforge eval` number agree. Prompts are the rendered prompt ids (BOS +
+prompt), exactly the prefix the model saw in training; decoding is greedy (HF `generate`,
+`do_sample=False`) from left-padded batches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from mathforge.data.records import Example
+
+
+def wilson_ci(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a binomial proportion (good at small n and near 0 or 1)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _left_pad(prompts: list[list[int]], pad_id: int) -> tuple[Any, Any]:
+    import torch
+
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)  # [B, L]
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)  # [B, L]
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+        mask[i, width - len(p) :] = 1
+    return ids, mask
+
+
+def greedy_completions(model: Any, tokenizer: Any, prompts: Sequence[list[int]], *, max_new_tokens: int,
+                       batch_size: int = 64) -> list[str]:
+    """Greedy continuation text (special tokens dropped) of each prompt id list."""
+    import torch
+
+    model.eval()
+    out: list[str] = []
+    device = next(model.parameters()).device
+    # Longest prompts first so each batch pads little; results are put back in input order.
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    texts: dict[int, str] = {}
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            ids, mask = _left_pad([list(prompts[i]) for i in idx], tokenizer.pad_token_id)
+            gen = model.generate(
+                input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
+                do_sample=False, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+            )  # [B, L + new]
+            new = gen[:, ids.shape[1] :]  # [B, new]
+            for i, row in zip(idx, new.tolist(), strict=True):
+                texts[i] = tokenizer.decode(row, skip_special_tokens=True)
+    out = [texts[i] for i in range(len(prompts))]
+    return out
+
+
+def exact_match(model: Any, tokenizer: Any, examples: Sequence[Example], *, max_new_tokens: int,
+                batch_size: int = 64, extract_style: str = "auto", keep_samples: bool = False) -> dict[str, Any]:
+    """Greedy-decode every example's prompt and grade the extracted answer against `example.answer`."""
+    from mathforge.data.render import render
+    from mathforge.grading import extract_answer, is_equivalent
+
+    if not examples:
+        return {"accuracy": float("nan"), "correct": 0, "n": 0, "ci_low": 0.0, "ci_high": 1.0}
+    prompts = []
+    for ex in examples:
+        r = render(ex, tokenizer)
+        prompts.append(r.input_ids[: r.prompt_len])
+    completions = greedy_completions(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    samples, correct = [], 0
+    for ex, text in zip(examples, completions, strict=True):
+        pred = extract_answer(text, style=extract_style)
+        gold = extract_answer(ex.answer, style=extract_style) if "####" in ex.answer else ex.answer
+        ok = bool(is_equivalent(pred=pred, gold=gold))
+        correct += ok
+        if keep_samples:
+            samples.append({"prompt": ex.prompt, "completion": text, "pred": pred, "gold": gold, "correct": ok})
+    lo, hi = wilson_ci(correct, len(examples))
+    result = {"accuracy": correct / len(examples), "correct": correct, "n": len(examples), "ci_low": lo, "ci_high": hi}
+    if keep_samples:
+        result["samples"] = samples
+    return result
+
+
+def eval_loss(model: Any, rendered: Sequence[Any], *, seq_len: int, pad_id: int, rows_per_batch: int = 16) -> float:
+    """Token-mean completion loss of held-out rendered examples (packed rows, no noise)."""
+    import torch
+
+    from mathforge.data.packing import collate_packed, pack
+    from mathforge.train.objectives import sft
+
+    if not rendered:
+        return float("nan")
+    rows = [[rendered[i] for i in row] for row in pack([len(r) for r in rendered], seq_len)]
+    total, count = 0.0, 0.0
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(rows), rows_per_batch):
+            batch = collate_packed(rows[start : start + rows_per_batch], seq_len, pad_id)
+            device = next(model.parameters()).device
+            batch = {k: v.to(device) for k, v in batch.items()}
+            loss_sum, n_tokens, _ = sft.loss(model, batch, None)
+            total += float(loss_sum)
+            count += float(n_tokens)
+    return total / max(count, 1e-12)

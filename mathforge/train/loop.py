@@ -1,0 +1,296 @@
+"""The one training loop (architecture principle 2), on HF `accelerate`.
+
+Every objective (sft, mft, difficulty, ...) is a function `loss(model, batch, ctx) -> (loss_sum,
+n_tokens, metrics)`; the loop owns the maths that is easy to get wrong, in one place:
+
+- gradient accumulation normalised by the TRUE token count of the whole accumulated global batch
+  (methods.md §0 `global_token_mean`): each micro-batch back-propagates its *summed* token loss,
+  the token counts are summed over micro-batches and all-reduced over processes, and the
+  accumulated gradients are divided once by that total. 1 micro-batch of 8 and 8 of 1 give the same
+  update however unequal the sample lengths;
+- DDP (`accelerate launch` / torchrun, gloo on CPU): every process takes its own slice of the
+  same global batch; DDP averages gradients, so the scale is `processes / total_tokens`;
+- exact resume: data order is a function of (seed, step) (`BatchPlan`), MFT masks are seeded per
+  (step, micro-batch, rank), and checkpoints hold model, optimizer, scheduler and RNG states.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mathforge.train.config import RunConfig
+
+
+def accumulate_gradients(model: Any, micro_batches: Sequence[dict[str, Any]], loss_fn: Callable,
+                         make_ctx: Callable[[int], Any], accelerator: Any) -> tuple[float, float, dict]:
+    """Forward/backward all micro-batches of one optimizer step and leave gradients equal to
+    d(sum of weighted token losses over the global batch)/d(theta) / (global weighted token count).
+
+    Returns (global token-mean loss, global token count, metrics of the last micro-batch).
+    """
+    import torch
+
+    loss_local = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+    tokens_local = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+    metrics: dict = {}
+    for k, batch in enumerate(micro_batches):
+        last = k == len(micro_batches) - 1
+        # Only the last backward of the step all-reduces gradients (DDP no_sync for the rest).
+        sync = contextlib.nullcontext() if last else accelerator.no_sync(model)
+        with sync:
+            with accelerator.autocast():
+                loss_sum, n_tokens, metrics = loss_fn(model, batch, make_ctx(k))
+            accelerator.backward(loss_sum)  # sum, not mean: normalised once below
+        loss_local += loss_sum.detach().double()
+        tokens_local += torch.as_tensor(n_tokens, device=accelerator.device).double()
+    totals = accelerator.reduce(torch.stack([loss_local, tokens_local]), reduction="sum")  # [2]
+    total_loss, total_tokens = float(totals[0]), float(totals[1])
+    # DDP already divided the summed gradients by the process count; undo that and divide by tokens.
+    scale = accelerator.num_processes / max(total_tokens, 1e-12)
+    for p in model.parameters():
+        if p.grad is not None:
+            p.grad.mul_(scale)
+    return total_loss / max(total_tokens, 1e-12), total_tokens, metrics
+
+
+def _make_optimizer(model: Any, optim: Any) -> Any:
+    """AdamW; no weight decay on vectors (norm gains, biases), as is usual for transformers."""
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps)
+
+
+def _build_model(cfg: RunConfig, tokenizer: Any) -> Any:
+    if cfg.model.init:
+        from mathforge.models.loading import load_model
+
+        model, _ = load_model(cfg.model.init)
+        return model
+    from mathforge.models.presets import build_model
+
+    model = build_model(cfg.model.preset, tokenizer, seed=cfg.seed, **cfg.model.overrides)
+    if cfg.data.seq_len > model.config.max_position_embeddings:
+        raise ValueError(f"data.seq_len={cfg.data.seq_len} exceeds the model's max_position_embeddings="
+                         f"{model.config.max_position_embeddings} (set model.overrides.max_position_embeddings)")
+    return model
+
+
+def _load_tokenizer(cfg: RunConfig) -> Any:
+    if not cfg.model.init:
+        return None
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(cfg.model.init, local_files_only=True)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+class _Run:
+    """State of one training run; methods are the loop's phases (kept short and separate)."""
+
+    def __init__(self, cfg: RunConfig):
+        import torch
+        from accelerate import Accelerator
+
+        from mathforge.train.dataset import prepare_data
+        from mathforge.train.objectives import get_objective
+        from mathforge.train.schedule import BatchPlan
+
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.cfg = cfg
+        self.acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+        self.out = Path(cfg.out_dir)
+        self.data = prepare_data(cfg, _load_tokenizer(cfg))  # every data error is raised here, first
+        self.tok = self.data.tokenizer
+        self.objective = get_objective(cfg.objective)
+        rows_per_step = cfg.optim.micro_batch_size * cfg.optim.grad_accum * self.acc.num_processes
+        epochs_hook = getattr(self.objective, "epochs", None)  # e.g. SDAT weighting: visits rule
+        epochs = (epochs_hook(self.data.train_examples, cfg) if epochs_hook else None) or cfg.optim.epochs
+        self.plan = BatchPlan([len(r) for r in self.data.train], seq_len=cfg.data.seq_len,
+                              packing=cfg.data.packing, rows_per_step=rows_per_step, seed=cfg.seed,
+                              epochs=epochs, max_steps=cfg.optim.max_steps)
+        model = _build_model(cfg, self.tok)
+        self.vocab_base = len(self.tok)  # MFT random noise: the vocabulary before any added token (§a.2)
+        if hasattr(self.objective, "prepare"):
+            self.objective.prepare(model, self.tok, cfg)  # e.g. the <mask> row = mean embedding
+        optimizer = _make_optimizer(model, cfg.optim)
+        from torch.optim.lr_scheduler import LambdaLR
+
+        from mathforge.train.schedule import lr_lambda
+
+        self.scheduler = LambdaLR(optimizer, lr_lambda(cfg.optim, self.plan.total_steps))
+        self.model, self.optimizer = self.acc.prepare(model, optimizer)
+        self.step = 0
+
+    def resume(self) -> None:
+        from mathforge.train.checkpoint import latest_checkpoint, load_checkpoint
+
+        folder = latest_checkpoint(self.out / "checkpoints") if self.cfg.resume else None
+        if folder is None:
+            return
+        state = load_checkpoint(folder, self.acc, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler)
+        if state.get("config_hash") != _config_hash(self.cfg):
+            raise ValueError(f"{folder}: checkpoint was written by a different config; use a new out_dir "
+                             "or set resume=false")
+        self.step = int(state["step"])
+        if tuple(state["data_position"]) != self.plan.position(self.step):
+            raise ValueError(f"{folder}: data position {state['data_position']} does not match the plan")
+
+    def micro_batches(self, step: int) -> tuple[list[dict[str, Any]], int]:
+        """This process's micro-batches for `step` and the number of real tokens they hold."""
+        from mathforge.data.packing import collate_packed, collate_padded
+
+        cfg, rank = self.cfg, self.acc.process_index
+        per_rank = cfg.optim.micro_batch_size * cfg.optim.grad_accum
+        rows = self.plan.global_rows(step)[rank * per_rank : (rank + 1) * per_rank]
+        out, tokens = [], 0
+        for k in range(cfg.optim.grad_accum):
+            chunk = [[self.data.train[i] for i in row] for row in rows[k * cfg.optim.micro_batch_size :][
+                : cfg.optim.micro_batch_size]]
+            tokens += sum(len(r) for row in chunk for r in row)
+            if cfg.data.packing:
+                batch = collate_packed(chunk, cfg.data.seq_len, self.tok.pad_token_id)
+            else:
+                batch = collate_padded([row[0] for row in chunk], self.tok.pad_token_id)
+            out.append({k2: v.to(self.acc.device) for k2, v in batch.items()})
+        return out, tokens
+
+    def context(self, step: int, k: int) -> Any:
+        from mathforge.train.objectives import StepContext
+
+        tok = self.tok
+        return StepContext(cfg=self.cfg, step=step, total_steps=self.plan.total_steps, micro_index=k,
+                           micro_per_step=self.cfg.optim.grad_accum, rank=self.acc.process_index,
+                           seed=self.cfg.seed, pad_id=tok.pad_token_id, mask_id=tok.mask_token_id,
+                           vocab_base=self.vocab_base, special_ids=tuple(tok.all_special_ids))
+
+    def train_step(self) -> dict[str, Any]:
+        batches, tokens = self.micro_batches(self.step)
+        step = self.step
+        loss, n_tok, metrics = accumulate_gradients(self.model, batches, self.objective.loss,
+                                                    lambda k: self.context(step, k), self.acc)
+        grad_norm = self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        extra = {k: v for k, v in metrics.items() if k == "mask_ratio"}
+        if self.acc.num_processes > 1:
+            import torch
+
+            tokens = int(self.acc.reduce(torch.tensor(float(tokens), device=self.acc.device), reduction="sum"))
+        return {"loss": loss, "lr": lr, "grad_norm": float(grad_norm), "target_tokens": n_tok,
+                "tokens": tokens, **extra}
+
+    def evaluate(self, final: bool = False) -> dict[str, Any]:
+        from mathforge.train.evaluation import eval_loss, exact_match
+
+        if not self.data.eval_examples or not self.acc.is_main_process:
+            return {}
+        model = self.acc.unwrap_model(self.model)
+        ev = self.cfg.eval
+        out = {"eval_loss": eval_loss(model, self.data.eval, seq_len=self.cfg.data.seq_len,
+                                      pad_id=self.tok.pad_token_id)}
+        if ev.n_problems:
+            res = exact_match(model, self.tok, self.data.eval_examples[: ev.n_problems],
+                              max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size,
+                              extract_style=self.cfg.data.extract_style, keep_samples=final)
+            out.update(eval_accuracy=res["accuracy"], eval_ci_low=res["ci_low"], eval_ci_high=res["ci_high"],
+                       eval_n=res["n"])
+            if final:
+                _write_jsonl(self.out / "eval_samples.jsonl", res["samples"])
+        model.train()
+        return out
+
+    def checkpoint(self) -> None:
+        from mathforge.train.checkpoint import save_checkpoint
+
+        meta = {"data_position": list(self.plan.position(self.step)), "config_hash": _config_hash(self.cfg)}
+        save_checkpoint(self.out / "checkpoints", self.acc, step=self.step, model=self.model, optimizer=self.optimizer,
+                        scheduler=self.scheduler, meta=meta, keep=self.cfg.keep_checkpoints)
+
+    def save_final(self) -> Path:
+        target = self.out / "model"
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            model = self.acc.unwrap_model(self.model)
+            model.save_pretrained(target)
+            self.tok.save_pretrained(target)
+            (target / "mathforge_config.json").write_text(json.dumps(self.cfg.to_dict(), indent=1))
+        self.acc.wait_for_everyone()
+        return target
+
+
+def _config_hash(cfg: RunConfig) -> str:
+    """Hash of everything that changes the numbers (not where they are written or how often)."""
+    import hashlib
+
+    d = cfg.to_dict()
+    for key in ("out_dir", "resume", "progress", "log_every", "checkpoint_every", "keep_checkpoints", "threads"):
+        d.pop(key, None)
+    d.pop("eval", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    with Path(path).open("w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+
+
+def train(cfg: RunConfig) -> Path:
+    """Train (or resume) the run described by `cfg`; returns the final HF model folder."""
+    from tqdm.auto import tqdm
+
+    from mathforge.train.logging import MetricsLogger, plot_loss_curves
+
+    done = Path(cfg.out_dir) / "done.json"
+    if cfg.resume and done.is_file() and json.loads(done.read_text()).get("config_hash") == _config_hash(cfg):
+        return Path(cfg.out_dir) / "model"  # this exact run already finished: nothing to redo
+    run = _Run(cfg)
+    run.resume()
+    main = run.acc.is_main_process
+    if main:
+        run.out.mkdir(parents=True, exist_ok=True)
+        (run.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    logger = MetricsLogger(run.out, enabled=main, resume_step=run.step)
+    total = run.plan.total_steps
+    bar = tqdm(total=total, initial=run.step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
+    t0, tokens = time.perf_counter(), 0
+    while run.step < total:
+        rec = run.train_step()
+        tokens += rec["tokens"]
+        tok_s = tokens / max(time.perf_counter() - t0, 1e-9)
+        bar.update(1)
+        bar.set_postfix(loss=f"{rec['loss']:.4f}", tok_s=f"{tok_s:,.0f}")
+        if run.step % cfg.log_every == 0 or run.step == total:
+            logger.log(run.step, {**rec, "tok_per_s": tok_s})
+        if cfg.eval.every and run.step % cfg.eval.every == 0 and run.step < total:
+            if record := run.evaluate():
+                logger.log(run.step, record)
+            run.acc.wait_for_everyone()
+        if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < total:
+            run.checkpoint()
+    bar.close()
+    final = run.evaluate(final=True)
+    if final:
+        logger.log(run.step, final)
+        print(json.dumps({"final_step": run.step, **final}))
+    run.acc.wait_for_everyone()
+    logger.close()
+    target = run.save_final()
+    if main:
+        plot_loss_curves({cfg.objective: run.out / "metrics.jsonl"}, run.out / "loss_curve.png")
+        done.write_text(json.dumps({"config_hash": _config_hash(cfg), "step": run.step}))
+    return target

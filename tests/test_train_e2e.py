@@ -1,0 +1,112 @@
+"""End to end through the real path: train -> save -> load with plain HF -> greedy decode -> grade,
+plus the run's outputs (metrics JSONL, TensorBoard, loss-curve PNG, resolved config), the
+difficulty objective inside the loop, and the quickstart report on a tiny budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("accelerate")
+
+from mathforge.train.config import config_from_dict, load_recipe  # noqa: E402
+from mathforge.train.loop import train  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+        "num_key_value_heads": 2}
+ROWS = [("7+5=", "7 + 5 = 12 #### 12"), ("3*4=", "3 * 4 = 12 #### 12"), ("9-2=", "9 - 2 = 7 #### 7"),
+        ("6*6=", "6 * 6 = 36 #### 36")]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _data(tmp_path: Path, difficulty: bool = False) -> Path:
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"question": q, "response": r, **({"difficulty": i % 3 + 1} if difficulty else {})})
+                            + "\n" for i, (q, r) in enumerate(ROWS)))
+    return path
+
+
+def test_memorise_save_load_generate_grade(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mathforge.train.dataset import read_examples
+    from mathforge.train.evaluation import exact_match
+
+    data = _data(tmp_path)
+    cfg = config_from_dict({
+        "out_dir": str(tmp_path / "run"), "threads": 1, "progress": False, "log_every": 5, "checkpoint_every": 40,
+        "data": {"task": "file", "train_file": str(data), "n_eval": 0, "seq_len": 64, "prompt_template": "{question}"},
+        "model": {"preset": "nano", "overrides": TINY},
+        "optim": {"micro_batch_size": 1, "max_steps": 120, "lr": 1e-2, "schedule": "wsd", "warmup_ratio": 0.05},
+        "eval": {"n_problems": 0},
+    })
+    folder = train(cfg)
+    out = tmp_path / "run"
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 120 and rows[0]["loss"] > 5 * rows[-1]["loss"]
+    assert (out / "loss_curve.png").stat().st_size > 1000
+    assert any((out / "tensorboard").iterdir())
+    assert json.loads((out / "config.json").read_text())["optim"]["schedule"] == "wsd"
+    assert not (out / "checkpoints" / "step_0000120").exists()  # the final state lives in model/
+    # plain HF loads it (no mathforge code); greedy decoding + grading reproduce the training answers
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    examples = read_examples(data, "{question}")
+    res = exact_match(model, tok, examples, max_new_tokens=24, keep_samples=True)
+    assert res["accuracy"] == 1.0 and res["n"] == 4, res["samples"]
+    assert res["samples"][0]["gold"] == "12" and res["samples"][0]["completion"] == "7 + 5 = 12 #### 12"
+    assert res["ci_low"] > 0.4 and res["ci_high"] == 1.0
+    # a wrong answer is graded wrong: same prompts, golds shifted by one
+    for ex in examples:
+        ex.answer = str(int(ex.answer) + 1)
+    assert exact_match(model, tok, examples, max_new_tokens=24)["accuracy"] == 0.0
+
+
+@pytest.mark.parametrize("mode", ["upsample", "weight"])
+def test_difficulty_objective_runs_in_the_loop(tmp_path, mode):
+    data = _data(tmp_path, difficulty=True)
+    cfg = config_from_dict({
+        "out_dir": str(tmp_path / mode), "objective": "difficulty", "threads": 1, "progress": False, "log_every": 1,
+        "checkpoint_every": 0,
+        "data": {"task": "file", "train_file": str(data), "n_eval": 0, "seq_len": 64, "prompt_template": "{question}",
+                 "packing": False},
+        "model": {"preset": "nano", "overrides": TINY},
+        "difficulty": {"mode": mode, "base": 0, "factor": 1, "weight_norm": "sequence" if mode == "weight" else "token"},
+        "optim": {"micro_batch_size": 2, "epochs": 1.0}, "eval": {"n_problems": 0},
+    })
+    train(cfg)
+    rows = [json.loads(x) for x in (tmp_path / mode / "metrics.jsonl").read_text().splitlines()]
+    # levels 1,2,3,1 -> upsampling gives 7 rows = 3 steps of 2 in one epoch; weighting keeps 4 rows
+    # (2 steps) for max(1, round(7 / 4)) = 2 epochs (the visits rule of methods.md §b.4) = 4 steps
+    assert rows[-1]["step"] == (3 if mode == "upsample" else 4)
+
+
+def test_shipped_recipes_validate():
+    for path in sorted((REPO / "recipes").glob("*.toml")):
+        cfg = load_recipe(path)
+        assert cfg.optim.max_steps > 0 or cfg.optim.epochs > 0, path
+
+
+def test_quickstart_tiny_budget_writes_report(tmp_path):
+    from mathforge.quickstart import quickstart
+
+    report = quickstart(tmp_path / "qs", steps=6, overrides={
+        "threads": 1, "progress": False, "data.n_train": 200, "data.n_eval": 16, "eval.n_problems": 16,
+        "eval.max_new_tokens": 40, "model.overrides": TINY})
+    text = report.read_text()
+    assert "| sft |" in text and "| mft |" in text and "95% CI" in text
+    assert (tmp_path / "qs" / "accuracy.png").stat().st_size > 1000
+    assert (tmp_path / "qs" / "loss_curves.png").stat().st_size > 1000
+    summary = json.loads((tmp_path / "qs" / "summary.json").read_text())
+    assert set(summary["results"]) == {"sft", "mft"} and summary["results"]["mft"]["n"] == 16
