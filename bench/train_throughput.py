@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import tempfile
 import time
 
@@ -57,12 +58,16 @@ def bench_mathforge(args, tok, rendered, make_model) -> dict:
     model = make_model()
     opt = _make_optimizer(model, RunConfig().optim)
     k = args.examples_per_step
-    steps_rows, lengths, all_rows = [], [len(r) for r in rendered], []
-    for s in range(args.steps + 1):  # each step packs exactly the examples the Trainer sees in its step
-        idx = list(range(s * k, (s + 1) * k))
-        rows = [[idx[j] for j in grp] for grp in pack([lengths[i] for i in idx], args.seq_len)]
-        steps_rows.append(rows)
-        all_rows += rows
+    # As the loop does (train/schedule.py): pack the whole pool of examples once, best-fit, then
+    # shuffle the rows and hand out the same number of rows each step. The pool is exactly the
+    # examples the Trainer sees, and a step holds about as many real tokens as the Trainer's.
+    lengths = [len(r) for r in rendered]
+    pool = list(range(k * (args.steps + 1)))
+    all_rows = [[pool[j] for j in grp] for grp in pack([lengths[i] for i in pool], args.seq_len)]
+    random.Random(0).shuffle(all_rows)
+    per_step = max(1, round(len(all_rows) / (args.steps + 1)))
+    steps_rows = [all_rows[s * per_step : (s + 1) * per_step] for s in range(args.steps + 1)]
+    steps_rows = [rows for rows in steps_rows if rows]
     eff = packing_stats(lengths, all_rows, args.seq_len)["efficiency"]
     tokens, start = 0, 0.0
     for s, rows in enumerate(steps_rows):
