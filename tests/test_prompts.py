@@ -144,3 +144,17 @@ def test_show_prompt_prints_the_exact_prompt():
     assert out.count("Question:") == 5
     listed = _cli(["show-prompt", "--list"]).split()
     assert set(listed) == set(P.STYLES)
+
+
+def test_line_style_prompts_like_mathforge_training_renders():
+    """`line` must produce exactly the prompt our training renders for `q||cot #### a` data, so a
+    model trained by `mathforge train` on multiplication is evaluated on the text it was trained on."""
+    from mathforge.data import load_benchmark
+    from mathforge.data.prompts import build_prompt
+    from mathforge.data.tasks.multiplication import multiplication
+
+    p = load_benchmark("multiplication-4x4", limit=1)[0]
+    assert build_prompt(p.question, "line") == p.question + "||"
+    ex = multiplication(4, 1, seed=0)[0]
+    question = ex.prompt[: -len("||")]
+    assert build_prompt(question, "line") == ex.prompt

@@ -61,6 +61,9 @@ STYLES: dict[str, PromptStyle] = {s.name: s for s in (
     PromptStyle("alpaca_step", ALPACA_HEADER + " Let's think step by step.", stop=ALPACA_STOP[:-1],
                 demo_format="none"),
     PromptStyle("icot", " {q} {eos} ", demo_format="none", needs_eos=True),
+    # The `question||cot #### answer` line format that mathforge's own training renders (data/tasks):
+    # the model continues after `||` with its chain of thought and `#### answer`.
+    PromptStyle("line", "{q}||", demo_format="none"),
     PromptStyle("pal", "Question: {q}\n\n", splitter="\n---\n", stop=("\n\n---", "```output"),
                 demo_format="pal", kind="program", exec_mode="pal"),
     PromptStyle("pot", "Question: {q}\nWrite a Python program that prints the answer.\n",
