@@ -22,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from mathforge.data.files import sha256_file
 from mathforge.data.prompts import build_prompt, get_style, stop_strings
 from mathforge.infer.tools import Trace, generate_traces
 
@@ -232,14 +233,6 @@ def load_records(path: Path, n: int | None = None, *, repair: bool = False) -> l
     return kept
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def package_versions() -> dict[str, str | None]:
     import mathforge
 
@@ -265,7 +258,7 @@ def data_hashes(cfg: EvalConfig, problems: dict[str, list]) -> dict[str, dict]:
             rel = str(path.relative_to(data_root()))
         except ValueError:
             rel = str(path)
-        out[name] = {"file": rel, "sha256": _sha256(path), "problems": len(probs), "problems_sha256": content}
+        out[name] = {"file": rel, "sha256": sha256_file(path), "problems": len(probs), "problems_sha256": content}
     return out
 
 

@@ -21,7 +21,6 @@ pass@k, extraction failures, breakdowns); `run.json` (what was graded against wh
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -32,7 +31,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from mathforge.data.files import ANSWER_RULES, get_path, iter_jsonl
+from mathforge.data.files import ANSWER_RULES, get_path, iter_jsonl, sha256_file
 
 TEXT_KEYS = ("responses", "response", "generations", "generation", "completions", "completion")
 BREAKDOWN_FIELDS = ("level", "type")
@@ -266,7 +265,7 @@ def grade_outputs(cfg: GradeConfig) -> dict[str, Any]:
     rows = read_verdicts(path)
     summary = summarise(items, rows, n_trials=cfg.n_trials, seed=cfg.seed)
     summary["run"] = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
-                      "outputs_sha256": _sha256(cfg.outputs), "graded_now": len(pending),
+                      "outputs_sha256": sha256_file(cfg.outputs), "graded_now": len(pending),
                       "resumed": len(items) - len(pending), "seconds": round(time.time() - start, 3)}
     tmp = cfg.out_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
@@ -299,9 +298,3 @@ def summarise(items: list[dict[str, Any]], rows: dict[tuple[str, int], dict[str,
     return summary
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

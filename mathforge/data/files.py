@@ -229,3 +229,14 @@ def load_hf(name_or_path: str | Path, split: str = "train", mapping: dict[str, A
         raise ValueError(f"bad mapping for {name_or_path}: {exc}") from exc
     rows = ((i, row) for i, row in enumerate(ds))
     return _build_all(rows, f"{name_or_path}[{split}] row {{}}", fmap, limit)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks (data hashes in run manifests and summaries)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -25,7 +25,7 @@ _SENTENCE_END = re.compile(r"\.\s|\n|\$\.|\.$")
 _ANSWER_LINE = re.compile(r"(?:^|\n)[ \t]*(?:A|Answer|Final Answer)[ \t]*:", re.IGNORECASE)
 
 
-def _matching_brace(text: str, start: int) -> int:
+def matching_brace(text: str, start: int) -> int:
     """Index of the `}` closing the `{` at `start`, or -1. Escaped braces (`\\{`, `\\}`) are
     literal characters, not grouping, so `\\left\\{ ... \\right.` inside a box stays balanced."""
     depth = 0
@@ -52,7 +52,7 @@ def _box_at(text: str, pos: int, command: str) -> str | None:
     while k < n and text[k] == " ":
         k += 1
     if k < n and text[k] == "{":
-        end = _matching_brace(text, k)
+        end = matching_brace(text, k)
         return None if end < 0 else text[k + 1:end]
     if k == pos + len(command):           # `\boxedx` is another command, not a box
         return None

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from mathforge.grading.extract import matching_brace
+
 # Unit vocabulary [reconstructed]: real units and the counted nouns of word problems. No single
 # letters (the original deleted `a`, `m`, `s`, ... and so mangled variables); plurals included.
 _UNIT_WORDS = """
@@ -82,26 +84,12 @@ def words_to_number(text: str) -> int | None:
     return total + current
 
 
-def _matching_brace(s: str, start: int) -> int:
-    """Index of the `}` matching the `{` at `start`, or -1 (linear scan)."""
-    depth = 0
-    for k in range(start, len(s)):
-        ch = s[k]
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return k
-    return -1
-
-
 def _drop_trailing_text(s: str) -> str:
     """Step 10: drop a trailing `\\text{...}` unit (`5\\text{ cm}` -> `5`) unless nothing would remain."""
     start = s.rfind("\\text{")
     if start <= 0:
         return s
-    end = _matching_brace(s, start + 5)
+    end = matching_brace(s, start + 5)
     if end < 0:
         return s
     power = _UNIT_POWER.match(s, end + 1)       # `\text{ cm}^2`
@@ -120,7 +108,7 @@ def _unwrap_command(s: str, command: str, keep: bool) -> str:
         if i < 0:
             out.append(s[pos:])
             return "".join(out)
-        j = _matching_brace(s, i + len(token) - 1)
+        j = matching_brace(s, i + len(token) - 1)
         if j < 0:
             out.append(s[pos:])
             return "".join(out)
