@@ -14,6 +14,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("accelerate")
 
+from tiny_lm import TINY_TRAIN_OVERRIDES  # noqa: E402
+
 from mathforge.data.packing import collate_padded  # noqa: E402
 from mathforge.data.records import Example  # noqa: E402
 from mathforge.data.render import render  # noqa: E402
@@ -23,16 +25,10 @@ from mathforge.train.config import config_from_dict  # noqa: E402
 from mathforge.train.loop import accumulate_gradients, train  # noqa: E402
 from mathforge.train.objectives import StepContext, sft  # noqa: E402
 
-TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-        "num_key_value_heads": 2}
+TINY = TINY_TRAIN_OVERRIDES
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _examples(n: int = 8) -> list[Example]:

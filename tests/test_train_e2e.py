@@ -12,22 +12,18 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("accelerate")
 
+from tiny_lm import TINY_TRAIN_OVERRIDES  # noqa: E402
+
 from mathforge.train.config import config_from_dict, load_recipe  # noqa: E402
 from mathforge.train.loop import train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-        "num_key_value_heads": 2}
+TINY = TINY_TRAIN_OVERRIDES
 ROWS = [("7+5=", "7 + 5 = 12 #### 12"), ("3*4=", "3 * 4 = 12 #### 12"), ("9-2=", "9 - 2 = 7 #### 7"),
         ("6*6=", "6 * 6 = 36 #### 36")]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _data(tmp_path: Path, difficulty: bool = False) -> Path:

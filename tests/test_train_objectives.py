@@ -8,6 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tiny_lm import TINY_TRAIN_OVERRIDES  # noqa: E402
+
 from mathforge.data.packing import collate_packed, collate_padded  # noqa: E402
 from mathforge.data.records import Example  # noqa: E402
 from mathforge.data.render import render  # noqa: E402
@@ -16,16 +18,10 @@ from mathforge.models.presets import build_model  # noqa: E402
 from mathforge.train.config import DifficultyConfig, MFTConfig, RunConfig  # noqa: E402
 from mathforge.train.objectives import StepContext, difficulty, mft, sft  # noqa: E402
 
-TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-        "num_key_value_heads": 2}
+TINY = TINY_TRAIN_OVERRIDES
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _setup(examples):

@@ -55,3 +55,8 @@ def save_tiny(folder: Path, chat: bool = False) -> Path:
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+# Overrides of the `nano` preset for training tests: a 2-layer Llama that trains in seconds.
+TINY_TRAIN_OVERRIDES = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                        "num_attention_heads": 2, "num_key_value_heads": 2}
