@@ -366,7 +366,8 @@ def compute_metrics(records: list[dict], *, ks: list[int], seed: int = 0, pool: 
     """Per benchmark: accuracy of the first sample with a bootstrap 95% CI over problems (Wilson too),
     maj@k and unbiased pass@k for every k, flag counts and rates, breakdowns by level and type (same
     first-sample column), token counts and generation throughput; plus the unweighted average."""
-    from mathforge.grading import accuracy_ci, breakdown, maj_at_k, pass_at_k
+    from mathforge.grading import breakdown
+    from mathforge.grading.metrics import summarize_matrix
 
     grouped: dict[str, dict[Any, list[dict]]] = {}
     for r in records:
@@ -377,26 +378,23 @@ def compute_metrics(records: list[dict], *, ks: list[int], seed: int = 0, pool: 
         rows = [sorted(v, key=lambda r: r["sample_id"]) for v in by_problem.values()]
         n = min(len(row) for row in rows)
         answers = [[r["extracted"] for r in row] for row in rows]
-        correct = [[bool(r["correct"]) for r in row] for row in rows]
+        correct = [[bool(r["correct"]) for r in row][:n] for row in rows]
         first = [row[0] for row in rows]
-        boot = accuracy_ci([c[0] for c in correct], method="bootstrap", n_boot=n_boot, seed=seed)
-        wilson = accuracy_ci([c[0] for c in correct])
-        labels = (pool.map_fn(_cluster_item, [{"answers": a, "opts": row[0].get("grading_opts", {})}
+        labels = (pool.map_fn(_cluster_item, [{"answers": a[:n], "opts": row[0].get("grading_opts", {})}
                                               for a, row in zip(answers, rows, strict=True)])
                   if n > 1 else [[0 if a[0] else None] for a in answers])
+        summary = summarize_matrix(correct, labels, seed=seed, ks=ks, n_boot=n_boot)
         samples = [r for row in rows for r in row]
         gen_s = sum(r["timing"]["generate_s"] for r in samples)
         toks = sum(r["tokens"]["generated"] for r in samples)
         pct = lambda x: round(100.0 * x, 2)  # noqa: E731
         result["benchmarks"][name] = {
             "num_problems": len(rows), "num_samples": len(samples), "n": n,
-            "accuracy": round(100.0 * boot.accuracy, 1), "accuracy_ci": [pct(boot.low), pct(boot.high)],
-            "accuracy_ci_wilson": [pct(wilson.low), pct(wilson.high)],
-            "maj_at_k": {str(k): pct(sum(maj_at_k(a, c, k, seed=seed, labels=lab)
-                                         for a, c, lab in zip(answers, correct, labels, strict=True)) / len(rows))
-                         for k in ks if k <= n},
-            "pass_at_k": {str(k): pct(sum(pass_at_k(n, sum(c[:n]), k) for c in correct) / len(rows))
-                          for k in ks if k <= n},
+            "accuracy": round(100.0 * summary["accuracy"], 1),
+            "accuracy_ci": [pct(x) for x in summary["ci95_bootstrap"]],
+            "accuracy_ci_wilson": [pct(x) for x in summary["ci95_wilson"]],
+            "maj_at_k": {str(k): pct(v) for k, v in summary["maj_at_k"].items()},
+            "pass_at_k": {str(k): pct(v) for k, v in summary["pass_at_k"].items()},
             "flags": {f: {"count": sum(bool(r["flags"].get(f)) for r in samples),
                           "rate": round(sum(bool(r["flags"].get(f)) for r in samples) / len(samples), 4)}
                       for f in (*FLAG_NAMES, "call_limit")},

@@ -291,14 +291,19 @@ def budgets(n: int) -> list[int]:
 
 
 def summarize_matrix(correct: Sequence[Sequence[bool]], labels: Sequence[Sequence[int | None]] | None = None,
-                     *, n_trials: int = 100, seed: int = 0) -> dict[str, Any]:
+                     *, n_trials: int = 100, seed: int = 0, ks: Sequence[int] | None = None,
+                     n_boot: int = 1000) -> dict[str, Any]:
     """Accuracy (first sample column) with Wilson and bootstrap 95 % CIs, mean sample accuracy,
-    pass@k and, given cluster `labels`, maj@k (subsample estimator) for k in `budgets(min n)`."""
+    pass@k and, given cluster `labels`, maj@k (subsample estimator) for k in `ks` (default
+    `budgets(min n)`; budgets above the smallest n are dropped). The one place both `mathforge
+    grade` and `mathforge eval` compute these."""
     if not correct or any(len(row) == 0 for row in correct):
         raise ValueError("every problem needs at least one graded sample")
     first = [bool(row[0]) for row in correct]
-    wilson, boot = accuracy_ci(first), accuracy_ci(first, method="bootstrap", seed=seed)
-    ks = budgets(min(len(row) for row in correct))
+    wilson = accuracy_ci(first)
+    boot = accuracy_ci(first, method="bootstrap", n_boot=n_boot, seed=seed)
+    n_min = min(len(row) for row in correct)
+    ks = budgets(n_min) if ks is None else [k for k in ks if k <= n_min]
     out: dict[str, Any] = {
         "n_problems": len(correct),
         "accuracy": wilson.accuracy,
