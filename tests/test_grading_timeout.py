@@ -113,6 +113,27 @@ def test_fork_safe_child_gets_its_own_workers():
     assert is_equivalent(pred="\\sin 2x", gold="2\\sin x\\cos x", timeout=60)
 
 
+def test_worker_start_up_is_not_charged_to_the_comparison():
+    # A worker that takes 2 s to start (as SymPy's import does on a loaded machine) still answers a
+    # comparison whose own timeout is 1 s: the clock starts when the worker is ready.
+    slow_start = [sys.executable, "-c",
+                  "import time; time.sleep(2); from mathforge.grading.worker import main; main()"]
+    pool = worker_mod.WorkerPool(size=1, command=slow_start)
+    try:
+        assert pool.call({"a": "x^2+2x+1", "b": "(x+1)^2"}, timeout=1.0)["equal"] is True
+    finally:
+        pool.close()
+
+
+def test_a_worker_that_dies_at_start_up_is_a_timeout_not_a_hang():
+    pool = worker_mod.WorkerPool(size=1, command=[sys.executable, "-c", "raise SystemExit(3)"])
+    try:
+        with pytest.raises(worker_mod.WorkerTimeout, match="did not start"):
+            pool.call({"a": "x", "b": "x"}, timeout=1.0)
+    finally:
+        pool.close()
+
+
 def test_workers_are_killed_at_exit():
     code = ("from mathforge.grading import worker as w; p = w.get_pool(); p.warm(); "
             "print(p.idle[0].proc.pid, flush=True)")

@@ -4,9 +4,12 @@ Design (methods.md §g.5 "Timeouts"; no `signal.alarm`, so it works in threads, 
 and process pools): a small pool of persistent subprocesses (`python -m
 mathforge.grading.worker`) speak one JSON line per request over pipes. The caller waits on a
 queue filled by a reader thread, with a deadline; when it passes, the worker is killed (it may be
-stuck in `simplify`) and a fresh one is started on next use. A pool belongs to the process that
-made it: after `fork` the child sees another pid and builds its own workers, never touching the
-parent's pipes. Workers are killed at exit.
+stuck in `simplify`) and a fresh one is started on next use. A worker's start-up (importing
+SymPy, about a second, far more on a loaded machine) is never charged to a comparison: the call
+waits for the worker's `ready` first, bounded by `START_TIMEOUT`, and only then starts the clock
+of its own timeout. A pool belongs to the process that made it: after `fork` the child sees
+another pid and builds its own workers, never touching the parent's pipes. Workers are killed at
+exit.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from pathlib import Path
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _MEMORY_LIMIT = 4 << 30            # bytes of address space per worker (sympy can explode)
+START_TIMEOUT = 120.0             # seconds a worker may take to import SymPy before it is given up
+WORKER_COMMAND = [sys.executable, "-m", "mathforge.grading.worker"]
 
 
 class WorkerTimeout(Exception):
@@ -32,16 +37,17 @@ class WorkerTimeout(Exception):
 class _Worker:
     """One subprocess, its reader thread and its reply queue."""
 
-    def __init__(self) -> None:
+    def __init__(self, command: list[str]) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mathforge.grading.worker"],
+            command,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env=env, text=True, bufsize=1,
         )
         self.replies: queue.Queue = queue.Queue()
-        self.ready = threading.Event()
+        self.ready = threading.Event()      # SymPy imported, requests are answered
+        self.settled = threading.Event()    # ready, or dead before it got there
         self.next_id = 0
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -54,17 +60,29 @@ class _Worker:
                     continue
                 if msg.get("ready"):
                     self.ready.set()
+                    self.settled.set()
                 else:
                     self.replies.put(msg)
         except (OSError, ValueError):
             pass
         finally:
+            self.settled.set()
             self.replies.put(None)
             self.proc.stdout.close()            # only this thread reads it, so only it closes it
 
+    def wait_ready(self, limit: float) -> float:
+        """Block until the worker has started (at most `limit` s); returns the seconds waited."""
+        if self.ready.is_set():
+            return 0.0
+        t0 = time.monotonic()
+        self.settled.wait(limit)
+        if not self.ready.is_set():
+            self.kill()
+            raise WorkerTimeout("worker did not start")
+        return time.monotonic() - t0
+
     def ask(self, request: dict, deadline: float) -> dict:
-        if not self.ready.wait(max(0.0, deadline - time.monotonic())):
-            raise WorkerTimeout("worker still starting")   # keep it: it is only starting up
+        """Send one request to a started worker; the reply must come before `deadline`."""
         self.next_id += 1
         request = dict(request, id=self.next_id)
         try:
@@ -104,9 +122,10 @@ class _Worker:
 class WorkerPool:
     """Up to `size` workers; each call borrows one idle worker (others wait, within the deadline)."""
 
-    def __init__(self, size: int = 2) -> None:
+    def __init__(self, size: int = 2, command: list[str] | None = None) -> None:
         self.pid = os.getpid()
         self.size = size
+        self.command = list(command or WORKER_COMMAND)
         self.idle: list[_Worker] = []
         self.busy = 0
         self.cond = threading.Condition()
@@ -130,7 +149,7 @@ class WorkerPool:
                 if remaining <= 0 or not self.cond.wait(remaining):
                     raise WorkerTimeout("no free worker before the deadline")
         try:
-            return _Worker()
+            return _Worker(self.command)
         except Exception:
             self._give_back(None)
             raise
@@ -145,20 +164,21 @@ class WorkerPool:
             self.cond.notify()
 
     def call(self, request: dict, timeout: float) -> dict:
+        """One request, answered within `timeout` s of computing time. Waiting for a busy worker
+        counts; waiting for a fresh worker to start does not (the deadline moves by that wait)."""
         deadline = time.monotonic() + timeout
         worker = self._borrow(deadline)
         try:
-            return worker.ask(request, deadline)
+            started = worker.wait_ready(START_TIMEOUT)
+            return worker.ask(request, deadline + started)
         finally:
             self._give_back(worker)
 
-    def warm(self, timeout: float = 60.0) -> None:
+    def warm(self, timeout: float = START_TIMEOUT) -> None:
         """Start one worker and wait until it has imported SymPy (outside any grading deadline)."""
-        deadline = time.monotonic() + timeout
-        worker = self._borrow(deadline)
+        worker = self._borrow(time.monotonic() + timeout)
         try:
-            if not worker.ready.wait(timeout):
-                raise WorkerTimeout("worker did not start")
+            worker.wait_ready(timeout)
         finally:
             self._give_back(worker)
 
