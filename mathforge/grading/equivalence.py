@@ -18,11 +18,13 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from mathforge.grading import forms, structured
 from mathforge.grading import latex_numeric as ln
 from mathforge.grading import structure as st
 from mathforge.grading.normalize import strip_string
+from mathforge.grading.profiles import Profile, get_profile
 
-GRADER_VERSION = "mathforge-harness-1.0"
+GRADER_VERSION = "mathforge-2.0"
 MAX_SYMBOLIC_LEN = 1000
 MAX_EXPONENT_NESTING = 2
 _OPTIONS = {"skip_unit", "unordered", "abs_tol", "unit", "include_percentage", "strict_intervals",
@@ -51,19 +53,53 @@ _cache_lock = threading.Lock()
 class _Grader:
     """One grading call: options and a deadline shared by all recursive element comparisons."""
 
-    def __init__(self, opts: dict, timeout: float):
+    def __init__(self, opts: dict, timeout: float, profile: Profile, question: str | None = None):
+        self.profile = profile
         self.skip_unit = bool(opts.get("skip_unit", False))
         self.unordered = bool(opts.get("unordered", False))
         self.abs_tol = opts.get("abs_tol")
         self.unit = opts.get("unit")
-        self.percent = bool(opts.get("include_percentage", True))
-        self.strict_intervals = bool(opts.get("strict_intervals", False))
+        self.percent = bool(opts.get("include_percentage", profile.percent == "always"))
+        self.strict_intervals = bool(opts.get("strict_intervals", profile.strict_intervals))
+        self.order_from_gold = profile.order_from_gold
+        self.bind_labels = profile.bind_labels
+        self.asks_percent = forms.asks_percent(question)
+        self.marks = (False, False)   # (pred, gold) carry a percent sign: set per call
         self.depth = 0                # `unordered` applies to the top-level list only
+        self.in_matrix = False        # matrix cells: decimals match at their own precision
         self.deadline = time.monotonic() + timeout
 
     # -- entry -------------------------------------------------------------------------------
     def top(self, pred: str, gold: str) -> Verdict:
         p0, g0 = pred.strip(), gold.strip()
+        if self.profile.engine == "math-verify":
+            return self._math_verify(p0, g0)
+        if self.profile.name == "harness":
+            return self._harness_top(p0, g0)
+        if len(p0) > 20 * MAX_SYMBOLIC_LEN or len(g0) > 20 * MAX_SYMBOLIC_LEN:
+            return Verdict(False, "none")
+        gold_letter = st.choice_letter(g0) if len(g0) <= 12 else None
+        if gold_letter is not None and len(g0.strip("()$ ")) == 1:
+            letter = st.choice_letter(p0) if len(p0) <= 200 else None
+            if letter is not None:
+                return Verdict(letter == gold_letter, "string")
+        self.marks = (forms.has_percent(p0), forms.has_percent(g0))
+        p0 = self._drop_unit(p0)
+        return structured.top(self, p0, g0)
+
+    def _math_verify(self, pred: str, gold: str) -> Verdict:
+        from mathforge.grading import worker
+
+        remaining = self.deadline - time.monotonic()
+        try:
+            return Verdict(worker.symbolic_equal(pred, gold, timeout=max(remaining, 0.0),
+                                                 op="math_verify_equal"), "math-verify")
+        except worker.WorkerTimeout:
+            return Verdict(False, "math-verify", timed_out=True)
+        except OSError:
+            return Verdict(False, "none")
+
+    def _harness_top(self, p0: str, g0: str) -> Verdict:
         if p0.lower() == g0.lower():
             return Verdict(True, "string")
         gold_letter = st.choice_letter(g0) if len(g0) <= 12 else None
@@ -99,8 +135,7 @@ class _Grader:
             return Verdict(True, "string")
         np_, ng = st.parse_number(p), st.parse_number(g)
         if np_ is not None and ng is not None:
-            return Verdict(st.numbers_close(np_, ng, include_percentage=self.percent,
-                                            abs_tol=self.abs_tol), "numeric")
+            return Verdict(self._numbers(np_, ng), "numeric")
         if not p:
             return Verdict(False, "none")
         for rule in (self._matrices, self._containers, self._unions, self._relations):
@@ -108,6 +143,27 @@ class _Grader:
             if verdict is not None:
                 return verdict
         return self._expressions(p, g)
+
+    def _numbers(self, p: int | float, g: int | float) -> bool:
+        """Percent variants as the profile allows: always, or only where marked or asked for."""
+        if self.percent or self.asks_percent:
+            return st.numbers_close(p, g, include_percentage=True, abs_tol=self.abs_tol)
+        pm, gm = self.marks
+        ps = (p, p / 100) if pm else (p,)
+        gs = (g, g / 100) if gm else (g,)
+        return any(st.numbers_close(a, b, include_percentage=False, abs_tol=self.abs_tol)
+                   for a in ps for b in gs)
+
+    def _special_readings(self, p: str, g: str, cp: ln.Compiled, cg: ln.Compiled) -> bool:
+        """Readings the function test misses: `i` as the imaginary unit when it is the only
+        letter on both sides; a decimal at its own precision where the profile (or a matrix
+        cell) allows it."""
+        if cp.variables | cg.variables == {"i"} and "i" in cg.variables:
+            a, b = ln._evaluate(cp, {"i": 1j}), ln._evaluate(cg, {"i": 1j})
+            return a is not None and b is not None and abs(a - b) <= 1e-9 * max(1.0, abs(b))
+        if (self.profile.decimal_precision or self.in_matrix) and not (cp.variables or cg.variables):
+            return _rounds_to(p, cg) or _rounds_to(g, cp)
+        return False
 
     def _matrices(self, p: str, g: str) -> Verdict | None:
         mp, mg = st.matrix_cells(p), st.matrix_cells(g)
@@ -123,7 +179,11 @@ class _Grader:
             return Verdict(False, "matrix")
         if [len(r) for r in mp] != [len(r) for r in mg]:
             return Verdict(False, "matrix")
-        return self._all_equal([c for r in mp for c in r], [c for r in mg for c in r], "matrix")
+        self.in_matrix = True
+        try:
+            return self._all_equal([c for r in mp for c in r], [c for r in mg for c in r], "matrix")
+        finally:
+            self.in_matrix = False
 
     def _containers(self, p: str, g: str) -> Verdict | None:
         cp, cg = st.as_container(p), st.as_container(g)
@@ -134,7 +194,12 @@ class _Grader:
         if len(cp.items) != len(cg.items):
             return Verdict(False, "tuple")
         kinds = (cp.kind, cg.kind)
-        unordered = (self.unordered and self.depth == 0) or "set" in kinds or "list" in kinds
+        if self.order_from_gold:     # the gold decides: tuple ordered, set unordered, list takes it
+            if cp.kind != "list" and cp.kind != cg.kind and not (cg.kind == "list" and cp.kind == "set"):
+                return Verdict(False, "tuple")
+            unordered = (self.unordered and self.depth == 0) or cg.kind in ("set", "list")
+        else:
+            unordered = (self.unordered and self.depth == 0) or "set" in kinds or "list" in kinds
         if self.strict_intervals and cp.kind == cg.kind == "tuple" and cp.brackets != cg.brackets:
             return Verdict(False, "tuple")
         if unordered:
@@ -193,6 +258,8 @@ class _Grader:
                 same = ln.numeric_equal(cp, cg)
             except ln.TooLarge:
                 return Verdict(False, "none")
+            if same is False and self.profile.name != "harness":
+                same = self._special_readings(p, g, cp, cg)
             if same is not None:
                 return Verdict(same, "symbolic" if (cp.variables or cg.variables) else "numeric")
         if _loose(p) == _loose(g):
@@ -250,6 +317,20 @@ class _Grader:
         return Verdict(True, "tuple")
 
 
+_DECIMAL_LITERAL = re.compile(r"-?\d*\.(\d+)")
+
+
+def _rounds_to(decimal: str, exact: ln.Compiled) -> bool:
+    """`0.33` vs 1/3: the exact value rounds to the decimal at the decimal's own places (>= 2)."""
+    m = _DECIMAL_LITERAL.fullmatch(decimal)
+    if m is None or len(m.group(1)) < 2:
+        return False
+    value = ln._evaluate(exact, {})
+    if value is None or abs(value.imag) > 1e-12:
+        return False
+    return abs(float(decimal) - value.real) <= 0.5 * 10 ** -len(m.group(1)) * (1 + 1e-9)
+
+
 def _split_word(s: str, word: str) -> list[str]:
     """Split at `word` outside brackets (for `\\cup`)."""
     marker = "\x00"
@@ -280,21 +361,27 @@ def _loose(s: str) -> str:
     return _LOOSE_DROP.sub("", s).lower()
 
 
-def grade(*, pred: str | None, gold: str, timeout: float = 3.0, **opts) -> Verdict:
-    """Decide whether `pred` is equivalent to `gold` (§g.5), with the rule that decided."""
+def grade(*, pred: str | None, gold: str, timeout: float = 3.0, profile: str | Profile = "default",
+          question: str | None = None, **opts) -> Verdict:
+    """Decide whether `pred` is equivalent to `gold` under `profile`, with the rule that decided.
+
+    `question` (the problem text) is used only to see whether a percentage is asked for.
+    """
     unknown = set(opts) - _OPTIONS
     if unknown:
         raise TypeError(f"grade(): unknown option(s) {sorted(unknown)}; known: {sorted(_OPTIONS)}")
+    prof = get_profile(profile)
     if pred is None:
         return Verdict(False, "none")
     pred, gold = str(pred), str(gold)
-    key = (pred, gold, tuple(sorted((k, repr(v)) for k, v in opts.items() if k != "choices")))
+    key = (pred, gold, prof.name, forms.asks_percent(question),
+           tuple(sorted((k, repr(v)) for k, v in opts.items() if k != "choices")))
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:
             _cache.move_to_end(key)
             return hit
-    verdict = _Grader(opts, timeout).top(pred, gold)
+    verdict = _Grader(opts, timeout, prof, question).top(pred, gold)
     if not verdict.timed_out:                # a timeout may be machine load: do not remember it
         with _cache_lock:
             _cache[key] = verdict
@@ -311,9 +398,10 @@ def clear_caches() -> None:
     ln.try_compile.cache_clear()
 
 
-def is_equivalent(*, pred: str | None, gold: str, timeout: float = 3.0, **opts) -> bool:
+def is_equivalent(*, pred: str | None, gold: str, timeout: float = 3.0, profile: str | Profile = "default",
+                  question: str | None = None, **opts) -> bool:
     """`grade(...).correct`."""
-    return grade(pred=pred, gold=gold, timeout=timeout, **opts).correct
+    return grade(pred=pred, gold=gold, timeout=timeout, profile=profile, question=question, **opts).correct
 
 
 SELF_TEST = (
@@ -337,7 +425,7 @@ def self_test(timeout: float = 60.0) -> None:
 
     failures = []
     for pred, gold, expected in SELF_TEST:
-        v = grade(pred=pred, gold=gold, timeout=timeout)
+        v = grade(pred=pred, gold=gold, timeout=timeout, profile="harness")
         if v.correct != expected:
             failures.append(f"grade({pred!r}, {gold!r}) = {v}, expected {expected}")
     for a, b, expected in (("x^2+2x+1", "(x+1)^2", True), ("\\sqrt{4}", "2", True),

@@ -17,7 +17,7 @@ from mathforge.grading.extract import matching_brace
 
 # Unit vocabulary [reconstructed]: real units and the counted nouns of word problems. No single
 # letters (the original deleted `a`, `m`, `s`, ... and so mangled variables); plurals included.
-_UNIT_WORDS = """
+UNIT_WORDS = """
 meter meters metre metres centimeter centimeters centimetre centimetres millimeter millimeters
 kilometer kilometers kilometre kilometres cm mm km sq cu cubic square mile miles yard yards
 foot feet ft inch inches in. mi acre acres hectare hectares
@@ -40,7 +40,7 @@ car cars tree trees flower flowers friend friends game games point points card c
 # Longest first so that "kilometers" is removed as one word, not as "kilometer" + "s"; never
 # right after a backslash, so the commands `\sec`, `\min`, `\cup` survive.
 _UNIT_RE = re.compile(
-    r"(^|[^\w\\])(?:" + "|".join(re.escape(u) for u in sorted(set(_UNIT_WORDS), key=len, reverse=True))
+    r"(^|[^\w\\])(?:" + "|".join(re.escape(u) for u in sorted(set(UNIT_WORDS), key=len, reverse=True))
     + r")(?=$|\W)"
 )
 

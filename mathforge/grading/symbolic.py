@@ -86,6 +86,21 @@ def symbolic_equal(a: str, b: str) -> bool:
     return False
 
 
+def math_verify_equal(pred: str, gold: str) -> bool:
+    """Math-Verify's own verdict, `verify(parse(gold), parse(pred))`, both wrapped in `$…$` when they
+    carry no delimiters (its extraction wants math mode). Timeouts are ours (the worker), so its
+    signal-based ones are off."""
+    from math_verify import parse as mv_parse
+    from math_verify import verify
+
+    def wrap(s: str) -> str:
+        return s if ("$" in s or "\\boxed" in s or "\\(" in s or "\\[" in s) else f"${s}$"
+
+    g = mv_parse(wrap(gold), parsing_timeout=None)
+    p = mv_parse(wrap(pred), parsing_timeout=None)
+    return bool(g and p and verify(g, p, timeout_seconds=None))
+
+
 def warm() -> None:
     """Touch the parser and simplifier once so the first real request is not the slow one."""
     assert symbolic_equal("x^2+2x+1", "(x+1)^2"), "latex2sympy parser is not working"

@@ -218,9 +218,14 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(_close_at_exit)
 
 
-def symbolic_equal(a: str, b: str, *, timeout: float) -> bool:
-    """`symbolic.symbolic_equal` in a worker; raises `WorkerTimeout` past `timeout` seconds."""
-    reply = get_pool().call({"a": a, "b": b}, timeout)
+_OPS = ("symbolic_equal", "math_verify_equal")
+
+
+def symbolic_equal(a: str, b: str, *, timeout: float, op: str = "symbolic_equal") -> bool:
+    """`symbolic.<op>(a, b)` in a worker (`op` in `_OPS`); raises `WorkerTimeout` past `timeout`."""
+    if op not in _OPS:
+        raise ValueError(f"unknown worker operation {op!r}; known: {_OPS}")
+    reply = get_pool().call({"a": a, "b": b, "op": op}, timeout)
     return bool(reply.get("equal"))
 
 
@@ -242,7 +247,10 @@ def main() -> None:
         try:
             req = json.loads(line)
             req_id = req.get("id")
-            equal = symbolic.symbolic_equal(str(req["a"]), str(req["b"]))
+            op = req.get("op", "symbolic_equal")
+            if op not in _OPS:
+                raise ValueError(f"unknown operation {op!r}")
+            equal = getattr(symbolic, op)(str(req["a"]), str(req["b"]))
             reply = {"id": req_id, "equal": equal}
         except Exception as exc:  # noqa: BLE001 - a bad request must not kill the worker
             reply = {"id": req_id, "equal": False, "error": repr(exc)[:200]}
