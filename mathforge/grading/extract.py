@@ -1,12 +1,40 @@
 """Answer extraction from model generations (methods.md §g.4, rules H1-H2; ICoT §f.2).
 
-Profiles of the math-evaluation-harness lineage: H2 for free-form answers (Minerva
-"final answer is $x$. I hope", last brace-balanced `\\boxed{}`, "The answer is", last number),
-H1 for multiple-choice letters, plus GSM8K `#### x`, program output and the exact ICoT string.
-Every rule is a `str.rfind` / single linear scan or a regex without nested quantifiers, so a
-1 MB generation is handled in linear time; `extract_answer` never raises on any string.
-The result is the extracted text after the H2 clean-up (newlines, leading `:`, trailing `.`/`/`);
-`strip_string` (§g.4.1) is applied by the grader, so the record keeps `extracted` and `normalised`
+Styles (`extract_answer(text, style=...)`):
+
+- `auto` (default, lenient; the math-evaluation-harness H2 lineage): the first rule that finds
+  something wins: Minerva "final answer is $x$. I hope"; the last `\\boxed{}`/`\\fbox{}` (the
+  un-braced `\\boxed 5` too); GSM8K `#### x`; the last answer marker ("the answer is",
+  "final answer is", "Answer:", "**Final Answer:**", a line `A:`); the last LaTeX span
+  (`$…$`, `$$…$$`, `\\(…\\)`, `\\[…\\]`) when no digit follows it; the last number.
+- `boxed` / `math` (strict): only a `\\boxed{}`/`\\fbox{}` counts; "just 42" gives None.
+- `answer` (strict): only an answer marker counts (Minerva sentence, "the answer is", "final
+  answer is", an `Answer:` / `Final Answer:` line, markdown bold included); "just 42" gives None.
+- `choice` (H1, multiple choice only): a letter A-E, see `mathforge.grading.choice`.
+- `gsm8k` (strict `#### x`), `program` (last printed line), `icot` (§f.2), `last_number`.
+
+Conventions a researcher can rely on:
+
+- **Truncation.** A last `\\boxed{` whose brace never closes means the generation was cut off:
+  the answer is None, never a number picked from the reasoning. The one exception: an earlier
+  complete box stands when the cut-off box had already begun restating it (its partial text
+  is a non-empty prefix of the earlier box, spaces ignored), so nothing the model wrote is
+  contradicted. "\\boxed{1} ... let me redo: \\boxed{2" gives None.
+- **Wrappers.** An answer written as a LaTeX span after a marker comes back without its
+  delimiters (`The answer is $2-2p$.` gives `2-2p`), with a `\\boxed{}` inside it opened and a
+  whole-answer `\\text{}` / `\\textbf{}` / `\\mathrm{}` / `\\mbox{}` removed. Box contents are
+  returned verbatim (they are what dataset golds are written as).
+- **Numbers in prose.** `1,000` / `12,345` / `1,234,567.5` (groups of exactly three digits)
+  are thousands separators. A single comma between digits followed by 1-2 or 4+ digits is a
+  decimal comma (`the answer is 1,5 kg` gives `1.5 kg`), except inside brackets, where `(3,4)`
+  is a pair; two or more such commas make a list. Inside boxes and LaTeX spans commas are left
+  alone (`\\boxed{1,5}` is usually the list 1, 5). A trailing `\\frac{a}{b}` or `a/b` is read
+  whole by the last-number rule.
+- Letters are extracted only under `choice`; `auto` never turns a free-form answer into a letter.
+
+Every rule is a `str.find`/`rfind`, a bounded look-back, or a regex without nested quantifiers,
+so a 1 MB generation is handled in linear time; `extract_answer` never raises on any string.
+`strip_string` (§g.4.1) is applied by the grader, so records keep `extracted` and `normalised`
 apart (§g.1).
 """
 
@@ -15,14 +43,33 @@ from __future__ import annotations
 import re
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
-_MAX_BOX_TRIES = 3            # earlier boxes tried when the last one is unbalanced (truncation)
-_NUMBER = re.compile(r"-?\d*\.?\d+")
-_THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_MAX_BOX_TRIES = 3            # earlier box commands looked at behind a cut-off or non-box one
+_MAX_SPAN_TRIES = 3           # `$` candidates looked at from the end for the last LaTeX span
+_NUMBER_RUN = re.compile(r"-?\.?\d[\d.,]*")     # starts at a digit: no backtracking, linear
+_SIMPLE_NUMBER = re.compile(r"-?\d*\.?\d+")
+_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_TRAILING_FRACTION = re.compile(
+    r"(?:-?\\[dtc]?frac\{-?\d+(?:\.\d+)?\}\{-?\d+(?:\.\d+)?\}|(?<![\d.])-?\d+(?:\.\d+)?/\d+(?:\.\d+)?)\Z")
+_LEADING_DECIMAL_COMMA = re.compile(r"(-?\d+),(\d{1,2}|\d{4,})(?![\d,])")
 _NEWLINE_INDENT = re.compile(r"\n\s*")
-_CHOICE_LETTER = re.compile(r"\b([A-E])\b")
 _SENTENCE_END = re.compile(r"\.\s|\n|\$\.|\.$")
+_DIGIT = re.compile(r"\d")
+_SPAN_JOINER = re.compile(r"[ \t]{0,3}(?:,[ \t]{0,3}(?:and|or)?|and|or)[ \t]{1,3}(?=\$|\\\()")
+_WORD = re.compile(r"[A-Za-z']+")
+# "the answer is", "final answer is:", "Answer:", "**Final Answer:**", "answer**:".
+_ANSWER_WORD = re.compile(r"\banswers?\b(?:[ \t]*\*\*)?[ \t]*(?:(?:is|are)\b[ \t]*:?|:)", re.IGNORECASE)
 # `[ \t]*`, not `\s*`: a `\s*` after `\n` would rescan every later newline (quadratic on "\n" * N).
-_ANSWER_LINE = re.compile(r"(?:^|\n)[ \t]*(?:A|Answer|Final Answer)[ \t]*:", re.IGNORECASE)
+_A_LINE = re.compile(r"(?:^|\n)[ \t]*(?:\*\*)?A(?:\*\*)?[ \t]*:", re.IGNORECASE)
+_WRAPPERS = ("\\text", "\\textbf", "\\mathrm", "\\mbox", "\\textrm")
+_LATEX_SPACES = ("\\,", "\\;", "\\!", "\\quad", "\\ ")
+
+
+def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """The last match of `pattern` in `text` (one linear scan)."""
+    last = None
+    for m in pattern.finditer(text):
+        last = m
+    return last
 
 
 def matching_brace(text: str, start: int) -> int:
@@ -45,26 +92,34 @@ def matching_brace(text: str, start: int) -> int:
     return -1
 
 
-def _box_at(text: str, pos: int, command: str) -> str | None:
-    """Content of the box whose command starts at `pos`: braced, or the un-braced `\\boxed 5`."""
+# ---------------------------------------------------------------------------------------- boxes
+
+_NOT_A_BOX = "not a box"
+_CUT_OFF = "cut off"
+
+
+def _box_at(text: str, pos: int, command: str) -> tuple[str, str]:
+    """(kind, content) of the box command at `pos`: ("box", content), (_CUT_OFF, partial text)
+    for an unclosed brace, or (_NOT_A_BOX, "") for another command such as `\\boxedx`."""
     k = pos + len(command)
     n = len(text)
     while k < n and text[k] == " ":
         k += 1
     if k < n and text[k] == "{":
         end = matching_brace(text, k)
-        return None if end < 0 else text[k + 1:end]
-    if k == pos + len(command):           # `\boxedx` is another command, not a box
-        return None
+        return (_CUT_OFF, text[k + 1:]) if end < 0 else ("box", text[k + 1:end])
+    if k == pos + len(command) or k >= n:   # `\boxedx` is another command; `\boxed` at the end
+        return (_NOT_A_BOX, "") if k < n else (_CUT_OFF, "")
     stop = k
     while stop < n and text[stop] not in "$ \n":
         stop += 1
-    return text[k:stop] or None
+    return "box", text[k:stop]
 
 
-def last_boxed(text: str) -> str | None:
-    """Content of the last balanced `\\boxed{...}` / `\\fbox{...}` (None if there is none)."""
-    end = len(text)
+def _find_box(text: str) -> tuple[str | None, bool]:
+    """(content of the last box, cut_off). cut_off is True when the last box never closes and no
+    earlier box is restated by it (see the module docstring); then content is None."""
+    end, partial = len(text), None
     for _ in range(_MAX_BOX_TRIES):
         best, command = -1, ""
         for cmd in _BOX_COMMANDS:
@@ -72,18 +127,154 @@ def last_boxed(text: str) -> str | None:
             if i > best:
                 best, command = i, cmd
         if best < 0:
-            return None
-        content = _box_at(text, best, command)
-        if content is not None:
-            return content
+            break
+        kind, content = _box_at(text, best, command)
+        if kind == "box":
+            if partial is None:
+                return content, False
+            same = "".join(content.split()).startswith(partial)
+            return (content, False) if partial and same else (None, True)
+        if kind == _CUT_OFF and partial is None:
+            partial = "".join(content.split())
         end = best
-    return None
+    return None, partial is not None
 
 
-def _after_last(text: str, trigger: str) -> str | None:
-    i = text.rfind(trigger)
-    return None if i < 0 else text[i + len(trigger):]
+def last_boxed(text: str) -> str | None:
+    """Content of the last balanced `\\boxed{...}` / `\\fbox{...}` (None if there is none, or if
+    the generation was cut off inside its last box)."""
+    return _find_box(text)[0]
 
+
+# -------------------------------------------------------------------------------------- numbers
+
+def _read_number(run: str, before: str, after: str) -> str | None:
+    """One run of digits, dots and commas as a number (see the module docstring for commas)."""
+    run = run.rstrip(".,")
+    if "," in run:
+        if _THOUSANDS.fullmatch(run):
+            return run.replace(",", "")
+        head, _, tail = run.partition(",")
+        decimal = ("," not in tail and "." not in run and len(tail) != 3
+                   and before not in "([{" and after not in ")]}")
+        if decimal and head.lstrip("-").isdigit() and tail.isdigit():
+            return f"{head}.{tail}"
+        run = run.rpartition(",")[2]         # a list such as (3,4) or 1,2,3: its last element
+    last = None
+    for m in _SIMPLE_NUMBER.finditer(run):
+        last = m.group()
+    return last
+
+
+def last_number(text: str) -> str | None:
+    """H2-5: the last number, reading thousands separators and decimal commas by their shape; a
+    trailing `\\frac{a}{b}` or `a/b` is returned whole."""
+    last = _last_match(_NUMBER_RUN, text)
+    if last is None:
+        return None
+    s, e = last.span()
+    before = text[s - 1] if s > 0 else ""
+    after = text[e] if e < len(text) else ""
+    ans = _read_number(last.group(), before, after)
+    if ans is not None and "," not in last.group() and e - s <= 40:
+        stop = e + 1 if after == "}" else e
+        frac = _TRAILING_FRACTION.search(text[max(0, s - 40):stop])
+        if frac is not None:
+            return frac.group()
+    return ans
+
+
+def _decimal_comma(ans: str) -> str:
+    """`1,5 kg` -> `1.5 kg` when the answer opens with a number whose comma is a decimal comma."""
+    m = _LEADING_DECIMAL_COMMA.match(ans)
+    return f"{m.group(1)}.{m.group(2)}{ans[m.end():]}" if m else ans
+
+
+# -------------------------------------------------------------------------------- LaTeX spans
+
+def _span_at_start(text: str) -> tuple[str, int] | None:
+    """(content, end) of the LaTeX span `text` opens with: `$$…$$`, `\\[…\\]`, `\\(…\\)`, or an
+    inline `$…$` on one line. A `$` before a number with prose after it is a currency sign."""
+    for opener, closer in (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)")):
+        if text.startswith(opener):
+            j = text.find(closer, len(opener))
+            return (text[len(opener):j], j + len(closer)) if j >= 0 else None
+    if not text.startswith("$"):
+        return None
+    j = 1
+    while True:
+        j = text.find("$", j)
+        if j < 0 or text[j - 1] != "\\":
+            break
+        j += 1
+    if j < 0 or "\n" in text[1:j]:
+        return None
+    content = text[1:j]
+    if content[:1].isdigit() and re.search(r"\s[A-Za-z]{2,}", content):
+        return None                          # "$18. She spent $": a price, not math
+    return content, j + 1
+
+
+def _last_span(text: str) -> tuple[str, int] | None:
+    """(content, end) of the last LaTeX span in `text`, or None. A `$` followed by a digit opens a
+    price, so it never closes a span."""
+    best: tuple[str, int] | None = None
+    for opener, closer in (("\\[", "\\]"), ("\\(", "\\)")):
+        j = text.rfind(closer)
+        if j >= 0 and (best is None or j + 2 > best[1]):
+            i = text.rfind(opener, 0, j)
+            if i >= 0:
+                best = (text[i + 2:j], j + 2)
+    end = len(text)
+    for _ in range(_MAX_SPAN_TRIES):
+        j = text.rfind("$", 0, end)
+        if j <= 0 or (best is not None and j + 1 <= best[1]):
+            break
+        end = j
+        if text[j - 1] == "\\" or text[j + 1:j + 2].isdigit():
+            continue
+        if text[j - 1] == "$":               # display `$$…$$`
+            i = text.rfind("$$", 0, j - 1)
+            if i >= 0:
+                return text[i + 2:j - 1], j + 1
+            break
+        i = text.rfind("$", 0, j)
+        if i >= 0 and text[i - 1:i] not in ("\\", "$") and "\n" not in text[i:j]:
+            return text[i + 1:j], j + 1
+        break
+    return best
+
+
+def _strip_wrapper(s: str) -> str:
+    """`\\text{Evelyn}` -> `Evelyn` when the wrapper covers the whole answer."""
+    for _ in range(3):
+        for cmd in _WRAPPERS:
+            if s.startswith(cmd + "{") and matching_brace(s, len(cmd)) == len(s) - 1:
+                s = s[len(cmd) + 1:-1].strip()
+                break
+        else:
+            return s
+    return s
+
+
+def _unwrap(content: str) -> str | None:
+    """A span's content as an answer: a box inside it opened, `\\displaystyle`, whole-answer
+    text wrappers and trailing LaTeX spacing and punctuation removed."""
+    box, cut_off = _find_box(content)
+    if cut_off:
+        return None
+    s = (box if box is not None else content).replace("\\displaystyle", "").strip()
+    s = _strip_wrapper(s)
+    changed = True
+    while changed and s:
+        changed = False
+        for tail in (*_LATEX_SPACES, ".", ","):
+            if s.endswith(tail):
+                s, changed = s[:-len(tail)].rstrip(), True
+    return s or None
+
+
+# ------------------------------------------------------------------------------ answer markers
 
 def _first_sentence(text: str) -> str:
     """Cut "18. So she earns..." at the end of the first sentence (decimals like 3.5 survive)."""
@@ -92,12 +283,56 @@ def _first_sentence(text: str) -> str:
     return text[:m.start() + (1 if m.group().startswith("$") else 0)] if m else text
 
 
-def last_number(text: str) -> str | None:
-    """H2-5: the last match of `-?\\d*\\.?\\d+` once thousands separators are removed."""
-    last = None
-    for m in _NUMBER.finditer(_THOUSANDS_COMMA.sub("", text)):
-        last = m.group()
-    return last
+
+
+def _last_marker(text: str, *, a_line: bool) -> tuple[int, bool] | None:
+    """(end of the last answer marker, it is an `A:` line)."""
+    word = _last_match(_ANSWER_WORD, text)
+    line = _last_match(_A_LINE, text) if a_line else None
+    if word is None and line is None:
+        return None
+    if line is not None and (word is None or line.end() > word.end()):
+        return line.end(), True
+    return word.end(), False
+
+
+def _segment(text: str, start: int, *, a_line: bool) -> str | None:
+    """The answer written after a marker ending at `start`: a LaTeX span or box it opens with,
+    else its first sentence (long prose falls to a number, as the harness did for `A:`)."""
+    rest = text[start:].lstrip(" \t\n*:_")
+    span = _span_at_start(rest)
+    if span is not None:
+        return _joined_spans(rest, span)
+    for cmd in _BOX_COMMANDS:
+        if rest.startswith(cmd):
+            box, cut_off = _find_box(rest)
+            return None if cut_off else box
+    nl = rest.find("\n")
+    line = _first_sentence(rest if nl < 0 else rest[:nl]).strip().strip("*_").strip()
+    if line.startswith("$") and line[1:2].isdigit() and "$" not in line[1:]:
+        line = line[1:]                       # "$18": a price
+    if a_line and (len(line) > 40 or "=" in line):
+        return last_number(line)
+    if len(line) > 40:
+        lead = _NUMBER_RUN.match(line)
+        return _read_number(lead.group(), "", line[lead.end():lead.end() + 1]) if lead else last_number(line)
+    return _strip_wrapper(_decimal_comma(line))
+
+
+def _joined_spans(rest: str, span: tuple[str, int]) -> str | None:
+    """"$2$ and $3$" / "$2$, $3$, or $4$" after a marker: the spans joined with ", " (at most 5)."""
+    parts = [_unwrap(span[0])]
+    end = span[1]
+    for _ in range(4):
+        m = _SPAN_JOINER.match(rest, end)
+        nxt = _span_at_start(rest[m.end():m.end() + 2000]) if m else None
+        if nxt is None:
+            break
+        parts.append(_unwrap(nxt[0]))
+        end = m.end() + nxt[1]
+    if any(p is None for p in parts):
+        return None
+    return ", ".join(parts)   # type: ignore[arg-type]
 
 
 def _minerva(text: str) -> str | None:
@@ -106,21 +341,14 @@ def _minerva(text: str) -> str | None:
         return None
     start = i + len("final answer is $")
     j = text.find("$. I hope", start)
-    return text[start:j] if j >= 0 else None
+    return _unwrap(text[start:j]) if j >= 0 else None
 
 
-def _answer_line(text: str) -> str | None:
-    """`A: x` / `Answer: x` / `Final Answer: x` on the last such line; long prose falls to its last number."""
-    last = None
-    for m in _ANSWER_LINE.finditer(text):
-        last = m
-    if last is None:
+def _marked(text: str, *, a_line: bool) -> str | None:
+    marker = _last_marker(text, a_line=a_line)
+    if marker is None:
         return None
-    rest = text[last.end():].strip()
-    line = _first_sentence(rest.split("\n", 1)[0])
-    if len(line) <= 40 and "=" not in line:
-        return line
-    return last_number(line)
+    return _segment(text, marker[0], a_line=marker[1])
 
 
 def _clean(ans: str | None) -> str | None:
@@ -131,25 +359,48 @@ def _clean(ans: str | None) -> str | None:
     return ans or None
 
 
+# ------------------------------------------------------------------------------------- styles
+
 def _auto(text: str) -> str | None:
-    """H2 (first matching rule wins), extended with `#### x` and `A:`/`Answer:` lines."""
-    for rule in (_minerva, last_boxed, _gsm8k_strict):
-        ans = _clean(rule(text))
+    """H2 (first matching rule wins), extended as the module docstring lists."""
+    ans = _clean(_minerva(text))
+    if ans is not None:
+        return ans
+    box, cut_off = _find_box(text)
+    if cut_off:
+        return None
+    for ans in (box, _gsm8k_strict(text)):
+        ans = _clean(ans)
         if ans is not None:
             return ans
-    for trigger in ("he answer is", "final answer is", "Final Answer is"):
-        ans = _after_last(text, trigger)
-        if ans is not None:
-            ans = _clean(_first_sentence(ans))
+    ans = _clean(_marked(text, a_line=True))
+    if ans is not None and not _is_prose(ans):
+        return ans
+    span = _last_span(text)
+    if span is not None and _DIGIT.search(text, span[1]) is None:
+        content = span[0]
+        if _DIGIT.search(content) or "\\" in content:
+            ans = _clean(_unwrap(content))
             if ans is not None:
                 return ans
-    ans = _clean(_answer_line(text))
-    return ans if ans is not None else last_number(text)
+    return last_number(text)
+
+
+def _is_prose(ans: str) -> bool:
+    """"Let's think step by step" after `Answer:` is not an answer: 4+ words, no digit, no LaTeX."""
+    return _DIGIT.search(ans) is None and "\\" not in ans and "$" not in ans and \
+        sum(1 for _ in zip(range(4), _WORD.finditer(ans), strict=False)) >= 4
 
 
 def _boxed(text: str) -> str | None:
     ans = last_boxed(text)
     return ans.strip() or None if ans is not None else None
+
+
+def _answer_strict(text: str) -> str | None:
+    """Only an answer marker counts; "just 42" gives None."""
+    ans = _clean(_minerva(text))
+    return ans if ans is not None else _clean(_marked(text, a_line=False))
 
 
 def _gsm8k_strict(text: str) -> str | None:
@@ -161,26 +412,14 @@ def _gsm8k_strict(text: str) -> str | None:
     return m.group().replace(",", "") if m else (line or None)
 
 
+def _after_last(text: str, trigger: str) -> str | None:
+    i = text.rfind(trigger)
+    return None if i < 0 else text[i + len(trigger):]
+
+
 def _choice(text: str) -> str | None:
-    """H1: a multiple-choice letter A-E (a boxed letter is taken first)."""
-    box = last_boxed(text)
-    if box is not None:
-        m = re.fullmatch(r"\s*\(?\s*(?:\\text\{\s*\(?)?([A-Ea-e])\)?\}?\s*\)?\s*", box)
-        if m:
-            return m.group(1).upper()
-    triggers = ("choice is", "answer is")
-    if sum(text.count(t) for t in triggers) > 1:
-        text = text.split("\n\n", 1)[0]
-    found = False
-    for trigger in triggers:
-        after = _after_last(text, trigger)
-        if after is not None:
-            text, found = after, True
-    text = text.strip("\n./ :")
-    letters = _CHOICE_LETTER.findall(text.upper())
-    if letters:
-        return letters[0] if found else letters[-1]
-    return text or None
+    from mathforge.grading.choice import extract_choice
+    return extract_choice(text)
 
 
 def _program(text: str) -> str | None:
@@ -203,12 +442,14 @@ _STYLES = {
     "auto": _auto,
     "boxed": _boxed,
     "math": _boxed,
+    "answer": _answer_strict,
     "gsm8k": _gsm8k_strict,
     "choice": _choice,
     "program": _program,
     "icot": _icot,
     "last_number": last_number,
 }
+STYLES = tuple(_STYLES)
 
 
 def extract_answer(text: str, *, style: str = "auto") -> str | None:
