@@ -2,10 +2,13 @@
 
 Implements the pipeline of methods.md §g.1 (math-evaluation-harness lineage): build the question
 (§g.6), wrap it in a prompt style (§g.2), generate `n` samples, run code for program/tool styles (§g.3),
-extract the answer (`harness` profile, §g.4), normalise, grade against the gold (§g.5) and aggregate
-(§g.7). One JSON record per (problem, sample) is appended and flushed as soon as a batch is graded, so
-a killed run resumes where it stopped: finished problems are skipped, a half-written tail is dropped.
-`manifest.json` beside the outputs holds the resolved config, package versions and data hashes.
+extract the answer (§g.4), normalise, grade against the gold under a grading profile (§g.5; `default`
+unless `profile=` says otherwise) and aggregate (§g.7). One JSON record per (problem, sample) is appended
+and flushed as soon as a batch is graded, so a killed run resumes where it stopped: finished problems
+are skipped, a half-written tail is dropped. `finalize` re-grades, before computing metrics, every
+record graded under another grader version, profile or timeout, and every recorded grader timeout
+(`mathforge.grading.jobs`). `manifest.json` beside the outputs holds the resolved config, package
+versions and data hashes.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import json
 import os
 import platform
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -24,12 +26,13 @@ from typing import Any
 
 from mathforge.data.files import sha256_file
 from mathforge.data.prompts import build_prompt, get_style, stop_strings
+from mathforge.grading.jobs import GradePool, check_profile, cluster_job, grade_key, stored_verdict
 from mathforge.infer.tools import Trace, generate_traces
 
-PROFILE = "harness"
 OUTPUTS, METRICS, MANIFEST = "outputs.jsonl", "metrics.json", "manifest.json"
-# Config keys that may change between a run and its resumption without changing any result.
-VOLATILE_KEYS = {"out_dir", "batch_size", "workers"}
+# Config keys that may change between a run and its resumption without changing any generation:
+# a change of grading settings re-grades the stored records at `finalize` (their grade keys differ).
+VOLATILE_KEYS = {"out_dir", "batch_size", "workers", "profile", "grade_timeout"}
 # Choices this harness makes where the originals are silent or differ; recorded in every manifest.
 NOTES = [
     "[library] tool/program styles: extract_program reads the generated text only, never the few-shot demos",
@@ -59,11 +62,15 @@ class EvalConfig:
     max_rounds: int | None = None
     exec_timeout: float = 5.0
     grade_timeout: float = 3.0
+    profile: str = "default"  # grading profile (mathforge.grading.profiles)
     workers: int | None = None
     ks: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         get_style(self.style)  # unknown style -> ValueError naming the known ones
+        check_profile(self.profile)
+        if not self.grade_timeout > 0:
+            raise ValueError(f"EvalConfig.grade_timeout must be > 0, got {self.grade_timeout!r}")
         if not self.benchmarks:
             raise ValueError("EvalConfig.benchmarks: give at least one benchmark")
         for name, low in (("n", 1), ("batch_size", 1), ("max_new_tokens", 1), ("shots", 0)):
@@ -92,79 +99,36 @@ def default_ks(n: int) -> list[int]:
 # ------------------------------------------------------------------ grading (parallel processes)
 
 
-def _grade_item(item: dict) -> dict:
-    """Extract, normalise and grade one sample; runs in a worker process. Never raises."""
-    from mathforge.grading import extract_answer, grade, strip_string
-
-    t0 = time.perf_counter()
-    text, marker = item["text"], item.get("marker")
-    if text is None:
-        extracted = None
-    elif marker and marker in text:
-        extracted = text.rsplit(marker, 1)[1].strip() or None  # prm800k: text after the last `# Answer`
-    else:
-        extracted = extract_answer(text, style=item["extract_style"])
-    try:
-        normalised = strip_string(extracted) if extracted is not None else None
-    except Exception:  # a normaliser bug must not lose the sample; grading still sees `extracted`
-        normalised = None
-    try:
-        verdict = grade(pred=extracted, gold=item["gold"], timeout=item["timeout"], **item["opts"])
-        correct, rule, timed_out = bool(verdict.correct), str(verdict.rule), bool(verdict.timed_out)
-    except Exception as exc:  # pragma: no cover - the grader promises not to raise
-        correct, rule, timed_out = False, f"error: {type(exc).__name__}", False
-    return {"extracted": extracted, "normalised": normalised, "correct": correct, "grade_rule": rule,
-            "grade_timeout": timed_out, "grade_s": round(time.perf_counter() - t0, 5)}
-
-
-class GradePool:
-    """Grades samples in `workers` spawned processes (spawned, not forked: the parent may hold torch
-    threads); small jobs run in-process, where a pool's start-up would cost more than it saves."""
-
-    def __init__(self, workers: int | None = None, min_parallel: int = 64) -> None:
-        self.workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
-        self.min_parallel = min_parallel
-        self._pool: ProcessPoolExecutor | None = None
-
-    def map(self, items: list[dict]) -> list[dict]:
-        return self.map_fn(_grade_item, items)
-
-    def map_fn(self, fn, items: list) -> list:
-        """`[fn(x) for x in items]`, in worker processes when there are enough items to pay for them."""
-        if self.workers == 1 or len(items) < self.min_parallel:
-            return [fn(it) for it in items]
-        if self._pool is None:
-            import multiprocessing as mp
-
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
-        chunk = max(1, len(items) // (self.workers * 8))
-        return list(self._pool.map(fn, items, chunksize=chunk))
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
-
-    def __enter__(self) -> GradePool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def grade_item_for(problem, trace: Trace, style, timeout: float) -> dict:
+def grade_item_for(problem, trace: Trace, style, timeout: float, profile: str = "default") -> dict:
     """The grading job of one sample: program styles grade the program's result, others the text."""
     program = style.kind == "program"
     return {"text": trace.answer_text if program else trace.generation,
             "extract_style": "program" if program else (problem.extract_style or "auto"),
             "marker": style.answer_marker, "gold": problem.answer, "opts": dict(problem.grading),
-            "timeout": timeout}
+            "profile": profile, "question": problem.question, "timeout": timeout}
+
+
+def _trace_of(record: dict) -> Trace:
+    """The parts of a trace grading reads, back from a stored record (a program style's result is
+    its one program's output, as `generate_traces` set it)."""
+    reports = record.get("exec_reports") or []
+    answer = reports[-1].get("result") if reports and reports[-1].get("ok") else None
+    return Trace(generation=record["generation"], answer_text=answer)
+
+
+def _verdict_fields(v: dict) -> dict:
+    """The record fields a grading outcome sets (the same for a first grading and a re-grading)."""
+    return {"extracted": v["extracted"], "normalised": v["normalised"], "correct": v["correct"],
+            "verdict": v["verdict"], "grade_rule": v["rule"], "grade_attempts": v["attempts"],
+            "grade_key": v["grade_key"]}
 
 
 def build_records(problems: list, prompts: list[str], traces: list[list[Trace]], *, style, pool: GradePool,
-                  grade_timeout: float = 3.0, prompt_tokens: list[int | None] | None = None) -> list[dict]:
+                  grade_timeout: float = 3.0, prompt_tokens: list[int | None] | None = None,
+                  profile: str = "default") -> list[dict]:
     """Per-sample records (§g.1) for generated traces: extraction, normalisation and grading in `pool`."""
-    jobs = [grade_item_for(p, tr, style, grade_timeout) for p, row in zip(problems, traces, strict=True) for tr in row]
+    jobs = [grade_item_for(p, tr, style, grade_timeout, profile)
+            for p, row in zip(problems, traces, strict=True) for tr in row]
     verdicts = iter(pool.map(jobs))
     records = []
     for i, (p, prompt, row) in enumerate(zip(problems, prompts, traces, strict=True)):
@@ -174,16 +138,15 @@ def build_records(problems: list, prompts: list[str], traces: list[list[Trace]],
             flags = {"empty": not tr.generation.strip(),
                      "exec_error": any(not r["ok"] and not r["timed_out"] for r in reports),
                      "exec_timeout": any(r["timed_out"] for r in reports),
-                     "grade_timeout": v["grade_timeout"],
+                     "grade_timeout": v["timed_out"],
                      "extraction_failed": not v["extracted"],
                      "call_limit": tr.hit_call_limit}
             records.append({
                 "dataset": p.dataset, "idx": p.id, "question": p.question,
                 "gold_raw": str(p.meta.get("gold_raw", p.answer)), "gold": p.answer,
-                "prompt_style": style.name, "profile": PROFILE, "sample_id": j, "prompt": prompt,
+                "prompt_style": style.name, "profile": profile, "sample_id": j, "prompt": prompt,
                 "generation": tr.generation, "finish_reason": tr.finish_reason, "programs": tr.programs,
-                "exec_reports": reports, "extracted": v["extracted"], "normalised": v["normalised"],
-                "correct": v["correct"], "grade_rule": v["grade_rule"], "grading_opts": dict(p.grading),
+                "exec_reports": reports, **_verdict_fields(v), "grading_opts": dict(p.grading),
                 "flags": flags, "score": None,
                 "logprob": tr.logprob, "rounds": tr.rounds,
                 "tokens": {"prompt": (prompt_tokens or [None] * len(prompts))[i], "generated": tr.n_tokens},
@@ -281,7 +244,10 @@ def check_or_write_manifest(out: Path, manifest: dict) -> None:
                              "use another --out or delete the folder")
         if old.get("data") != manifest["data"]:
             raise ValueError(f"{path}: the benchmark data changed since this run started; use another --out")
-        manifest = {**old, "versions_resumed": manifest["versions"], "resumed_at": manifest["created"]}
+        # The grading settings are the current ones: finalize re-grades what was graded otherwise.
+        manifest = {**old, "config": manifest["config"], "profile": manifest["profile"],
+                    "grader_version": manifest["grader_version"], "versions_resumed": manifest["versions"],
+                    "resumed_at": manifest["created"]}
     write_json(path, manifest)
 
 
@@ -306,7 +272,7 @@ def evaluate(cfg: EvalConfig, engine=None, *, progress: bool = False) -> dict:
     eos = getattr(tokenizer, "eos_token", None) or ""
     stop = stop_strings(style, eos or None)
     manifest = {"config": dataclasses.asdict(cfg), "style": dataclasses.asdict(style), "stop": stop,
-                "profile": PROFILE, "grader_version": GRADER_VERSION, "engine": type(engine).__name__, "notes": NOTES,
+                "profile": cfg.profile, "grader_version": GRADER_VERSION, "engine": type(engine).__name__, "notes": NOTES,
                 "versions": package_versions(), "data": data_hashes(cfg, problems),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     check_or_write_manifest(out, manifest)
@@ -325,7 +291,8 @@ def evaluate(cfg: EvalConfig, engine=None, *, progress: bool = False) -> dict:
                                          workers=cfg.workers)
                 ptoks = [len(tokenizer(p).input_ids) if tokenizer is not None else None for p in prompts]
                 append_records(outputs, build_records(batch, prompts, traces, style=style, pool=pool,
-                                                      grade_timeout=cfg.grade_timeout, prompt_tokens=ptoks))
+                                                      grade_timeout=cfg.grade_timeout, prompt_tokens=ptoks,
+                                                      profile=cfg.profile))
         return finalize(out, cfg, pool)
 
 
@@ -338,34 +305,65 @@ def _progress(it, enabled: bool, desc: str):
 
 
 def finalize(out: Path, cfg: EvalConfig, pool: GradePool | None = None) -> dict:
-    """Metrics from the complete outputs file (never from memory, so resumed and fresh runs agree)."""
-    records = load_records(out / OUTPUTS, cfg.n)
-    metrics = compute_metrics(records, ks=cfg.ks, seed=cfg.seed, pool=pool)
+    """Metrics from the complete outputs file (never from memory, so resumed and fresh runs agree),
+    after re-grading stale records and recorded timeouts (`regrade`)."""
+    from mathforge.grading import GRADER_VERSION
+
+    pool = pool or GradePool(1)
+    records, counts = regrade(out / OUTPUTS, cfg, pool)
+    metrics = compute_metrics(records, ks=cfg.ks, seed=cfg.seed, pool=pool, timeout=cfg.grade_timeout)
     metrics["run"] = {"model": cfg.model, "style": cfg.style, "shots": cfg.shots, "n": cfg.n,
                       "temperature": cfg.temperature, "top_p": cfg.top_p, "seed": cfg.seed,
                       "max_new_tokens": cfg.max_new_tokens, "split": cfg.split, "limit": cfg.limit,
-                      "profile": PROFILE}
+                      "profile": cfg.profile}
+    metrics["grading"] = {"profile": cfg.profile, "grader_version": GRADER_VERSION, **counts}
     write_json(out / METRICS, metrics)
     return metrics
+
+
+def regrade(path: Path, cfg: EvalConfig, pool: GradePool) -> tuple[list[dict], dict]:
+    """Grade again every record whose grade key is not the current one (another grader version,
+    profile, timeout or gold) and every recorded timeout (once per call); the file is rewritten
+    atomically. Returns the records and `{"regraded_stale": n, "timeouts_retried": m}`."""
+    from mathforge.data import load_benchmark
+
+    records = load_records(path, cfg.n, repair=True)
+    style = get_style(cfg.style)
+    problems = {(name, p.id): p for name in cfg.benchmarks for p in load_benchmark(name, cfg.split, limit=cfg.limit)}
+    todo, stale, timeouts = [], 0, 0
+    for i, rec in enumerate(records):
+        problem = problems.get((rec["dataset"], rec["idx"]))
+        if problem is None:
+            raise ValueError(f"{path}: record {rec['dataset']}/{rec['idx']} is not a problem of this run")
+        job = grade_item_for(problem, _trace_of(rec), style, cfg.grade_timeout, cfg.profile)
+        if rec.get("grade_key") != grade_key(job):
+            stale += 1
+        elif stored_verdict(rec) == "timeout":
+            timeouts += 1
+        else:
+            continue
+        todo.append((i, job))
+    for (i, _), v in zip(todo, pool.map([job for _, job in todo]), strict=True):
+        rec = records[i]
+        rec.update(_verdict_fields(v), profile=cfg.profile, gold=problems[(rec["dataset"], rec["idx"])].answer)
+        rec["flags"] = {**rec["flags"], "grade_timeout": v["timed_out"], "extraction_failed": not v["extracted"]}
+        rec["timing"] = {**rec["timing"], "grade_s": v["grade_s"]}
+    if todo:
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+        os.replace(tmp, path)
+    return records, {"regraded_stale": stale, "timeouts_retried": timeouts}
 
 
 # ------------------------------------------------------------------ metrics (§g.7)
 
 
-def _cluster_item(item: dict) -> list[int | None]:
-    """Cluster one problem's answers by grader equivalence (worker process)."""
-    from functools import partial
-
-    from mathforge.grading import cluster_answers, is_equivalent
-
-    return cluster_answers(item["answers"], partial(is_equivalent, **item["opts"]))
-
-
 def compute_metrics(records: list[dict], *, ks: list[int], seed: int = 0, pool: GradePool | None = None,
-                    n_boot: int = 1000) -> dict:
+                    n_boot: int = 1000, timeout: float = 3.0) -> dict:
     """Per benchmark: accuracy of the first sample with a bootstrap 95% CI over problems (Wilson too),
     maj@k and unbiased pass@k for every k, flag counts and rates, breakdowns by level and type (same
-    first-sample column), token counts and generation throughput; plus the unweighted average."""
+    first-sample column), verdict counts with grader timeouts apart from wrong answers, token counts and
+    generation throughput; plus the unweighted average."""
     from mathforge.grading import breakdown
     from mathforge.grading.metrics import summarize_matrix
 
@@ -379,11 +377,14 @@ def compute_metrics(records: list[dict], *, ks: list[int], seed: int = 0, pool: 
         n = min(len(row) for row in rows)
         answers = [[r["extracted"] for r in row] for row in rows]
         correct = [[bool(r["correct"]) for r in row][:n] for row in rows]
+        timed_out = [[stored_verdict(r) == "timeout" for r in row][:n] for row in rows]
         first = [row[0] for row in rows]
-        labels = (pool.map_fn(_cluster_item, [{"answers": a[:n], "opts": row[0].get("grading_opts", {})}
-                                              for a, row in zip(answers, rows, strict=True)])
+        labels = (pool.map_fn(cluster_job, [{"answers": a[:n], "opts": row[0].get("grading_opts", {}),
+                                             "profile": row[0].get("profile", "default"),
+                                             "question": row[0].get("question"), "timeout": timeout}
+                                            for a, row in zip(answers, rows, strict=True)])
                   if n > 1 else [[0 if a[0] else None] for a in answers])
-        summary = summarize_matrix(correct, labels, seed=seed, ks=ks, n_boot=n_boot)
+        summary = summarize_matrix(correct, labels, seed=seed, ks=ks, n_boot=n_boot, timed_out=timed_out)
         samples = [r for row in rows for r in row]
         gen_s = sum(r["timing"]["generate_s"] for r in samples)
         toks = sum(r["tokens"]["generated"] for r in samples)
@@ -393,6 +394,7 @@ def compute_metrics(records: list[dict], *, ks: list[int], seed: int = 0, pool: 
             "accuracy": round(100.0 * summary["accuracy"], 1),
             "accuracy_ci": [pct(x) for x in summary["ci95_bootstrap"]],
             "accuracy_ci_wilson": [pct(x) for x in summary["ci95_wilson"]],
+            "verdicts": summary["verdicts"], "sample_verdicts": summary["sample_verdicts"],
             "maj_at_k": {str(k): pct(v) for k, v in summary["maj_at_k"].items()},
             "pass_at_k": {str(k): pct(v) for k, v in summary["pass_at_k"].items()},
             "flags": {f: {"count": sum(bool(r["flags"].get(f)) for r in samples),

@@ -11,12 +11,19 @@ The id key is `id` or `idx`; the text key is `response(s)`, `generation(s)` or `
 (list entries may be strings or objects with a `text` field). The gold comes from a shipped
 benchmark (`benchmark=`: the id is the 0-based record index `Problem.id`) or from a field of
 each line (`gold_field=`, dotted path, with an optional `answer_rule` as in `load_file`); lines
-may then carry `level` / `type` for the breakdown.
+may then carry `level` / `type` for the breakdown and `question` (or `problem`), the problem text
+the grader reads to see whether a percentage is asked for (a benchmark supplies its own).
 
 Output folder: `verdicts.jsonl` (one line per sample: id, sample, extracted, gold, correct,
-rule, timed_out, cluster), appended and flushed per problem, so a killed run loses nothing it
-wrote and a re-run grades only what is missing; `summary.json` (accuracy with 95 % CIs, maj@k,
-pass@k, extraction failures, breakdowns); `run.json` (what was graded against what).
+verdict (`correct`, `wrong` or `timeout`), rule, timed_out, attempts, grade_key, cluster),
+appended and flushed per problem, so a killed run loses nothing it wrote. A re-run with the same
+folder grades again every problem with a missing sample, a stale verdict (its `grade_key`, a hash
+of response, gold, grader version, profile and extraction settings, differs: the file or the
+grader changed) or a recorded timeout, and then keeps one line per current sample;
+`summary.json` (accuracy with 95 % CIs, maj@k, pass@k, verdict counts with timeouts apart from
+wrong answers, extraction failures, breakdowns, the profile, and how many verdicts were
+re-graded); `run.json` (what was graded against what). Grading itself is
+`mathforge.grading.jobs`, shared with `mathforge eval`.
 """
 
 from __future__ import annotations
@@ -25,16 +32,23 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from mathforge.data.files import ANSWER_RULES, get_path, iter_jsonl, sha256_file
+from mathforge.grading.jobs import (
+    GradePool,
+    check_profile,
+    grade_key,
+    grade_problems,
+    sample_jobs,
+    stored_verdict,
+)
 
 TEXT_KEYS = ("responses", "response", "generations", "generation", "completions", "completion")
 BREAKDOWN_FIELDS = ("level", "type")
+QUESTION_KEYS = ("question", "problem")
 
 
 @dataclass
@@ -49,6 +63,7 @@ class GradeConfig:
     workers: int = 1  # processes; 0 or 1 grades in this process
     chunk_size: int = 16  # problems per task sent to a worker
     timeout: float = 3.0  # per (pred, gold) comparison
+    profile: str = "default"  # grading profile (mathforge.grading.profiles)
     restart: bool = False  # discard verdicts of an earlier run in out_dir
     progress: bool = True
     n_trials: int = 100  # subsets for the maj@k subsample estimator
@@ -62,6 +77,7 @@ class GradeConfig:
             raise ValueError(f"unknown answer_rule {self.answer_rule!r}; known: {', '.join(ANSWER_RULES)}")
         if self.workers < 0 or self.chunk_size < 1 or self.timeout <= 0:
             raise ValueError("workers must be >= 0, chunk_size >= 1 and timeout > 0")
+        check_profile(self.profile)
 
 
 # ---------------------------------------------------------------------------- reading outputs
@@ -116,7 +132,8 @@ def read_outputs(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def build_items(cfg: GradeConfig, groups: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One grading task per problem: responses, gold, extraction style, grader options, breakdown keys."""
+    """One grading job per problem (`mathforge.grading.jobs`): responses, gold, extraction style,
+    grader options, profile, problem text, plus its id and breakdown keys."""
     if cfg.benchmark is not None:
         from mathforge.data.benchmarks import load_benchmark
 
@@ -129,11 +146,14 @@ def build_items(cfg: GradeConfig, groups: dict[str, dict[str, Any]]) -> list[dic
             if prob is None:
                 raise ValueError(f"{where}: field 'id': {pid!r} is not a problem of {cfg.benchmark}[{cfg.split}] "
                                  f"(ids are 0..{len(problems) - 1})")
-            gold, style, opts, meta = prob.answer, prob.extract_style, prob.grading, prob.meta
+            gold, style, opts, meta, question = prob.answer, prob.extract_style, prob.grading, prob.meta, prob.question
         else:
-            gold, style, opts, meta = _line_gold(cfg, group, where), "auto", {}, group["fields"]
-        items.append({"id": pid, "texts": group["texts"], "gold": gold, "style": cfg.style or style,
-                      "opts": dict(opts), "timeout": cfg.timeout,
+            fields = group["fields"]
+            gold, style, opts, meta = _line_gold(cfg, group, where), "auto", {}, fields
+            question = next((fields[k] for k in QUESTION_KEYS if isinstance(fields.get(k), str)), None)
+        items.append({"id": pid, "texts": group["texts"], "gold": gold, "extract_style": cfg.style or style,
+                      "marker": None, "opts": dict(opts), "profile": cfg.profile, "question": question,
+                      "timeout": cfg.timeout,
                       "meta": {f: meta.get(f) for f in BREAKDOWN_FIELDS if meta.get(f) is not None}})
     return items
 
@@ -152,29 +172,13 @@ def _line_gold(cfg: GradeConfig, group: dict[str, Any], where: str) -> str:
 
 
 # ---------------------------------------------------------------------------- grading (in workers)
-def grade_item(item: dict[str, Any]) -> list[dict[str, Any]]:
-    """Verdict rows for every sample of one problem, plus answer clusters for voting."""
-    from mathforge.grading import extract_answer, grade, is_equivalent
-    from mathforge.grading.metrics import cluster_answers
-
-    opts, timeout = item["opts"], item["timeout"]
-    extracted = [extract_answer(t, style=item["style"]) for t in item["texts"]]
-
-    def equal(*, pred: str, gold: str) -> bool:
-        return is_equivalent(pred=pred, gold=gold, timeout=timeout, **opts)
-
-    labels = cluster_answers(extracted, equal) if len(extracted) > 1 else [0 if extracted[0] else None]
-    rows = []
-    for j, pred in enumerate(extracted):
-        v = grade(pred=pred, gold=item["gold"], timeout=timeout, **opts)
-        rows.append({"id": item["id"], "sample": j, "extracted": pred, "gold": item["gold"],
-                     "correct": bool(v.correct), "rule": v.rule, "timed_out": bool(v.timed_out),
-                     "cluster": labels[j]})
-    return rows
-
-
 def grade_chunk(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    return [grade_item(item) for item in items]
+    """Verdict rows of a chunk of problems (runs in a pool worker)."""
+    jobs = [{k: v for k, v in it.items() if k not in ("id", "meta")} for it in items]
+    return [[{"id": it["id"], "sample": j, "extracted": o["extracted"], "gold": it["gold"], "correct": o["correct"],
+              "verdict": o["verdict"], "rule": o["rule"], "timed_out": o["timed_out"], "attempts": o["attempts"],
+              "grade_key": o["grade_key"], "cluster": o["cluster"]} for j, o in enumerate(outcomes)]
+            for it, outcomes in zip(items, grade_problems(jobs), strict=True)]
 
 
 # ---------------------------------------------------------------------------- resumable verdicts
@@ -195,18 +199,19 @@ def read_verdicts(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
 
 
 def _check_run(cfg: GradeConfig) -> None:
-    """Refuse to mix verdicts graded against another gold source or grader version."""
+    """Refuse to mix verdicts graded against another gold source; a changed file, grader version
+    or profile is not refused: its stale verdicts are graded again (their grade keys differ)."""
     from mathforge.grading import GRADER_VERSION
 
     meta_path, verdicts = cfg.out_dir / "run.json", cfg.out_dir / "verdicts.jsonl"
     run = {"outputs": str(cfg.outputs.resolve()), "benchmark": cfg.benchmark, "split": cfg.split,
            "gold_field": cfg.gold_field, "answer_rule": cfg.answer_rule, "style": cfg.style,
-           "grader_version": GRADER_VERSION}
+           "grader_version": GRADER_VERSION, "profile": cfg.profile}
     if cfg.restart:
         verdicts.unlink(missing_ok=True)
     elif verdicts.exists() and meta_path.exists():
         old = json.loads(meta_path.read_text())
-        diff = [k for k in run if old.get(k) != run[k]]
+        diff = [k for k in run if k not in ("grader_version", "profile") and old.get(k) != run[k]]
         if diff:
             raise ValueError(f"{cfg.out_dir} holds verdicts of another run (differs in {', '.join(diff)}); "
                              "use another --out or --restart")
@@ -224,31 +229,39 @@ def _run_pending(cfg: GradeConfig, pending: list[dict[str, Any]], fh: Any) -> No
     from tqdm import tqdm
 
     bar = tqdm(total=len(pending), desc="grading", unit="problem", disable=not cfg.progress)
-
-    def write(results: list[list[dict[str, Any]]]) -> None:
-        for rows in results:
-            fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-            fh.flush()
-            bar.update(1)
-
-    if cfg.workers <= 1:
-        for chunk in _chunks(pending, cfg.chunk_size):
-            write(grade_chunk(chunk))
-    else:
-        # spawn: workers start clean (no inherited grader subprocess pipes or progress threads).
-        with ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn")) as pool:
-            chunks = iter(_chunks(pending, cfg.chunk_size))
-            running = {pool.submit(grade_chunk, c) for c in _take(chunks, 4 * cfg.workers)}
-            while running:
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    write(fut.result())
-                running |= {pool.submit(grade_chunk, c) for c in _take(chunks, len(done))}
+    with GradePool(max(1, cfg.workers)) as pool:
+        for results in pool.as_completed(grade_chunk, _chunks(pending, cfg.chunk_size)):
+            for rows in results:
+                fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+                fh.flush()
+                bar.update(1)
     bar.close()
 
 
-def _take(it: Iterator[Any], n: int) -> list[Any]:
-    return [x for _, x in zip(range(n), it, strict=False)]
+def _stale(items: list[dict[str, Any]], done: dict[tuple[str, int], dict[str, Any]]) -> tuple[list, int, int]:
+    """Problems to grade now (a sample missing, stale or timed out), stale rows, timed-out rows."""
+    pending, stale, timeouts = [], 0, 0
+    for it in items:
+        rows = [done.get((it["id"], j)) for j in range(len(it["texts"]))]
+        keys = [grade_key(job) for job in sample_jobs({k: v for k, v in it.items() if k not in ("id", "meta")})]
+        n_stale = sum(r is not None and r.get("grade_key") != k for r, k in zip(rows, keys, strict=True))
+        n_timeout = sum(r is not None and r.get("grade_key") == k and stored_verdict(r) == "timeout"
+                        for r, k in zip(rows, keys, strict=True))
+        if n_stale or n_timeout or any(r is None for r in rows):
+            pending.append(it)
+        stale, timeouts = stale + n_stale, timeouts + n_timeout
+    return pending, stale, timeouts
+
+
+def _keep_current(path: Path, items: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """Rewrite verdicts.jsonl (atomically) with one line per current sample, in outputs order."""
+    rows = read_verdicts(path)
+    current = [rows[(it["id"], j)] for it in items for j in range(len(it["texts"]))]
+    if len(current) != path.read_bytes().count(b"\n"):
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in current), encoding="utf-8")
+        os.replace(tmp, path)
+    return rows
 
 
 def grade_outputs(cfg: GradeConfig) -> dict[str, Any]:
@@ -258,15 +271,16 @@ def grade_outputs(cfg: GradeConfig) -> dict[str, Any]:
     items = build_items(cfg, groups)
     _check_run(cfg)
     path = cfg.out_dir / "verdicts.jsonl"
-    done = read_verdicts(path)
-    pending = [it for it in items if any((it["id"], j) not in done for j in range(len(it["texts"])))]
+    pending, stale, timeouts = _stale(items, read_verdicts(path))
     with path.open("a", encoding="utf-8") as fh:
         _run_pending(cfg, pending, fh)
-    rows = read_verdicts(path)
+    rows = _keep_current(path, items)
     summary = summarise(items, rows, n_trials=cfg.n_trials, seed=cfg.seed)
+    summary["profile"] = cfg.profile
     summary["run"] = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
                       "outputs_sha256": sha256_file(cfg.outputs), "graded_now": len(pending),
-                      "resumed": len(items) - len(pending), "seconds": round(time.time() - start, 3)}
+                      "resumed": len(items) - len(pending), "regraded_stale": stale, "timeouts_retried": timeouts,
+                      "seconds": round(time.time() - start, 3)}
     tmp = cfg.out_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     os.replace(tmp, cfg.out_dir / "summary.json")
@@ -282,14 +296,15 @@ def summarise(items: list[dict[str, Any]], rows: dict[tuple[str, int], dict[str,
     matrix = [[rows[(it["id"], j)] for j in range(len(it["texts"]))] for it in items]
     flat = [r for row in matrix for r in row]
     summary = summarize_matrix([[r["correct"] for r in row] for row in matrix],
-                               [[r["cluster"] for r in row] for row in matrix], n_trials=n_trials, seed=seed)
+                               [[r["cluster"] for r in row] for row in matrix], n_trials=n_trials, seed=seed,
+                               timed_out=[[stored_verdict(r) == "timeout" for r in row] for row in matrix])
     failed = sum(r["extracted"] is None for r in flat)
     summary |= {
         "n_samples": len(flat),
         "samples_per_problem": [min(map(len, matrix)), max(map(len, matrix))],
         "extraction_failed": failed,
         "extraction_failure_rate": failed / len(flat),
-        "grade_timeout": sum(r["timed_out"] for r in flat),
+        "grade_timeout": sum(stored_verdict(r) == "timeout" for r in flat),
         "grader_version": GRADER_VERSION,
     }
     firsts = [{"correct": row[0]["correct"], **it["meta"]} for it, row in zip(items, matrix, strict=True)]

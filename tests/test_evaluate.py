@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
@@ -254,14 +255,77 @@ def test_multiple_choice_benchmark_uses_choice_extraction(tmp_path):
 
 
 def test_grade_pool_processes_match_in_process():
-    from mathforge.evaluate import GradePool, _grade_item
+    from mathforge.grading.jobs import GradePool, grade_sample
 
     items = [{"text": f"so the answer is $\\boxed{{{a}}}$", "extract_style": "auto", "marker": None,
-              "gold": g, "opts": {}, "timeout": 3.0}
+              "gold": g, "opts": {}, "profile": "default", "question": None, "timeout": 3.0}
              for a, g in [("\\frac12", "0.5"), ("3", "4"), ("(1,2)", "(1, 2)"), ("x^2+2x+1", "(x+1)^2")]]
     with GradePool(2, min_parallel=1) as pool:
         parallel = pool.map(items * 3)
-    serial = [_grade_item(it) for it in items * 3]
+        warm = pool.map_fn(_sympy_worker_ready, [None] * 8)
+    serial = [grade_sample(it) for it in items * 3]
     strip = lambda rs: [{k: v for k, v in r.items() if k != "grade_s"} for r in rs]  # noqa: E731
     assert strip(parallel) == strip(serial)
-    assert [r["correct"] for r in serial[:4]] == [True, False, True, True]
+    assert [r["verdict"] for r in serial[:4]] == ["correct", "wrong", "correct", "correct"]
+    assert all(warm)  # each pool process started its SymPy worker in its initializer
+
+
+def _sympy_worker_ready(_) -> bool:
+    from mathforge.grading import worker
+
+    pool = worker._POOL
+    return pool is not None and any(w.ready.is_set() for w in pool.idle)
+
+
+def _rewrite(path: Path, edit) -> None:
+    recs = load_records(path)
+    for i, r in enumerate(recs):
+        edit(i, r)
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+
+
+def test_finalize_regrades_stale_records_and_recorded_timeouts(tmp_path):
+    from mathforge.evaluate import finalize
+
+    cfg = _cfg(tmp_path)
+    first = evaluate(cfg, FakeEngine(cot_right_on_even))
+    assert first["grading"] == {"profile": "default", "grader_version": first["grading"]["grader_version"],
+                                "regraded_stale": 0, "timeouts_retried": 0}
+    out = Path(cfg.out_dir) / "outputs.jsonl"
+
+    def damage(i, r):
+        if i == 0:  # as if graded by another grader: a stale key and a wrong verdict
+            r.update(grade_key="0" * 16, correct=False, verdict="wrong")
+        if i == 2:  # a recorded timeout
+            r.update(correct=False, verdict="timeout", flags={**r["flags"], "grade_timeout": True})
+
+    _rewrite(out, damage)
+    m = finalize(Path(cfg.out_dir), cfg)
+    assert m["grading"]["regraded_stale"] == 1 and m["grading"]["timeouts_retried"] == 1
+    recs = load_records(out)
+    assert [r["correct"] for r in recs] == [i % 2 == 0 for i in range(8)]
+    assert not any(r["flags"]["grade_timeout"] for r in recs) and recs[2]["verdict"] == "correct"
+    assert m["benchmarks"]["gsm8k"] == {**first["benchmarks"]["gsm8k"], "generate_seconds": ANY, "tokens_per_second": ANY}
+
+
+def test_timeouts_are_counted_apart_from_wrong():
+    recs = [{"dataset": "math", "idx": str(i), "sample_id": 0, "extracted": "1", "correct": ok, "verdict": v,
+             "flags": {"grade_timeout": v == "timeout"}, "meta": {}, "tokens": {"generated": 1},
+             "timing": {"generate_s": 0.1}} for i, (ok, v) in enumerate([(True, "correct"), (False, "wrong"),
+                                                                         (False, "timeout"), (False, "timeout")])]
+    m = compute_metrics(recs, ks=[1])["benchmarks"]["math"]
+    assert m["verdicts"] == {"correct": 1, "wrong": 1, "timeout": 2} and m["accuracy"] == 25.0
+    assert m["flags"]["grade_timeout"]["count"] == 2
+
+
+def test_profile_is_recorded_and_a_new_profile_regrades_without_generating(tmp_path):
+    cfg = _cfg(tmp_path, limit=4)
+    evaluate(cfg, FakeEngine(cot_right_on_even))
+    engine = FakeEngine(cot_right_on_even)
+    m = evaluate(_cfg(tmp_path, limit=4, profile="harness"), engine)
+    assert engine.calls == [] and m["grading"]["regraded_stale"] == 4
+    assert m["run"]["profile"] == m["grading"]["profile"] == "harness"
+    assert {r["profile"] for r in load_records(Path(cfg.out_dir) / "outputs.jsonl")} == {"harness"}
+    assert json.loads((Path(cfg.out_dir) / "manifest.json").read_text())["profile"] == "harness"
+    with pytest.raises(ValueError, match="unknown grading profile 'no-such-profile'"):
+        _cfg(tmp_path, profile="no-such-profile")

@@ -171,3 +171,92 @@ def test_partial_last_line_is_cut_and_its_problem_regraded(tmp_path):
     again = grade_outputs(GradeConfig(f, out, gold_field="gold", progress=False))
     assert again["run"]["graded_now"] == 1 and stable(again) == stable(full)
     assert path.read_bytes().endswith(b"\n") and len(verdicts(out)) == 24
+
+
+def test_changed_file_or_grader_is_regraded_with_the_same_out(tmp_path, monkeypatch):
+    rows = [{"id": "a", "gold": "6", "responses": ["The answer is 5."]},
+            {"id": "b", "gold": "7", "responses": ["The answer is 7.", "The answer is 8."]}]
+    f = write_jsonl(tmp_path / "o.jsonl", rows)
+    out = tmp_path / "g"
+    first = grade_outputs(GradeConfig(f, out, gold_field="gold", progress=False))
+    assert first["verdicts"] == {"correct": 1, "wrong": 1, "timeout": 0} and first["run"]["regraded_stale"] == 0
+    same = grade_outputs(GradeConfig(f, out, gold_field="gold", progress=False))
+    assert same["run"]["graded_now"] == 0 and same["run"]["regraded_stale"] == 0
+    # The model's answer to "a" changes in place: same path, same --out; its verdict must follow.
+    rows[0]["responses"] = ["The answer is 6."]
+    write_jsonl(f, rows)
+    again = grade_outputs(GradeConfig(f, out, gold_field="gold", progress=False))
+    assert verdicts(out)[("a", 0)]["correct"] is True and verdicts(out)[("a", 0)]["extracted"] == "6"
+    assert again["run"]["regraded_stale"] == 1 and again["run"]["graded_now"] == 1
+    assert again["verdicts"] == {"correct": 2, "wrong": 0, "timeout": 0}
+    assert (out / "verdicts.jsonl").read_text().count("\n") == 3  # one line per current sample
+    # A new grader version (or another profile) makes every stored verdict stale.
+    from mathforge.grading import equivalence
+
+    monkeypatch.setattr(equivalence, "GRADER_VERSION", equivalence.GRADER_VERSION + "-next")
+    newer = grade_outputs(GradeConfig(f, out, gold_field="gold", progress=False))
+    assert newer["run"]["regraded_stale"] == 3 and newer["run"]["graded_now"] == 2
+    harness = grade_outputs(GradeConfig(f, out, gold_field="gold", profile="harness", progress=False))
+    assert harness["run"]["regraded_stale"] == 3 and harness["profile"] == "harness"
+    assert json.loads((out / "summary.json").read_text())["profile"] == "harness"
+
+
+SLOW = "(10^{7})!"  # reaches SymPy, which computes 10^7! far longer than any timeout here
+
+
+def test_timeout_is_its_own_verdict_retried_and_regraded(tmp_path):
+    f = write_jsonl(tmp_path / "o.jsonl", [{"id": "slow", "gold": "5", "responses": [f"$\\boxed{{{SLOW}}}$"]},
+                                           {"id": "ok", "gold": "5", "responses": ["The answer is 5."]},
+                                           {"id": "no", "gold": "5", "responses": ["The answer is 4."]}])
+    out = tmp_path / "g"
+    s = grade_outputs(GradeConfig(f, out, gold_field="gold", timeout=0.3, progress=False))
+    row = verdicts(out)[("slow", 0)]
+    assert row["verdict"] == "timeout" and row["correct"] is False and row["timed_out"] is True
+    assert row["attempts"] == 2  # retried once on a warm worker before it was recorded
+    assert s["verdicts"] == {"correct": 1, "wrong": 1, "timeout": 1} and s["grade_timeout"] == 1
+    assert s["accuracy"] == pytest.approx(1 / 3)  # a timeout is not correct either
+    again = grade_outputs(GradeConfig(f, out, gold_field="gold", timeout=0.3, progress=False))
+    assert again["run"]["timeouts_retried"] == 1 and again["run"]["graded_now"] == 1
+    assert again["run"]["regraded_stale"] == 0 and again["verdicts"]["timeout"] == 1
+
+
+# Pairs the fast numeric layer leaves to the SymPy worker (checked below, so the load test means
+# what it says): a cold worker's start-up used to be charged to exactly these comparisons.
+SYMPY_PAIRS = [("\\sin 2x", "2\\sin x\\cos x"), ("\\cos 2x", "1-2\\sin^2 x")]
+
+
+def test_sympy_pairs_reach_the_worker(monkeypatch):
+    from mathforge.grading import equivalence, grade, worker
+
+    calls = []
+    real = worker.symbolic_equal
+    monkeypatch.setattr(worker, "symbolic_equal", lambda a, b, **kw: calls.append((a, b)) or real(a, b, **kw))
+    equivalence.clear_caches()
+    for pred, gold in SYMPY_PAIRS:
+        n = len(calls)
+        assert grade(pred=pred, gold=gold, timeout=60).correct
+        assert len(calls) > n, f"{pred} vs {gold} no longer reaches SymPy: pick another pair"
+
+
+def test_concurrent_cold_graders_on_a_loaded_machine_never_call_a_timeout_wrong(tmp_path):
+    f = write_jsonl(tmp_path / "o.jsonl", [{"id": str(i), "gold": g, "responses": [f"$\\boxed{{{p}}}$"]}
+                                           for i, (p, g) in enumerate(SYMPY_PAIRS)])
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        procs = [subprocess.Popen(grade_cmd(str(f), "--gold-field", "gold", "--out", str(tmp_path / f"g{k}")),
+                                  cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 for k in range(6)]
+        errors = [p.communicate(timeout=300)[1] for p in procs]
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+    for k, (p, err) in enumerate(zip(procs, errors, strict=True)):
+        assert p.returncode == 0, err
+        rows = verdicts(tmp_path / f"g{k}").values()
+        summary = json.loads((tmp_path / f"g{k}" / "summary.json").read_text())
+        # Correct, or at worst an explicit timeout that no summary counts as wrong.
+        assert all(r["verdict"] in ("correct", "timeout") for r in rows), rows
+        assert all(r["correct"] == (r["verdict"] == "correct") for r in rows)
+        assert summary["verdicts"]["wrong"] == 0 and summary["sample_verdicts"]["wrong"] == 0
+        assert summary["verdicts"]["timeout"] == sum(r["verdict"] == "timeout" for r in rows)

@@ -170,3 +170,18 @@ def test_breakdown_by_any_field():
     assert list(out) == [1, 3, None]
     assert out[1] == {"n": 2, "correct": 1, "accuracy": 0.5}
     assert out[3]["accuracy"] == 1.0
+
+
+def test_summary_counts_timeouts_apart_from_wrong():
+    from mathforge.grading.metrics import summarize_matrix, verdict_counts
+
+    correct = [[True, False], [False, False], [False, True]]
+    timed_out = [[False, True], [True, False], [False, False]]
+    s = summarize_matrix(correct, timed_out=timed_out)
+    assert s["verdicts"] == {"correct": 1, "wrong": 1, "timeout": 1}          # first samples
+    assert s["sample_verdicts"] == {"correct": 2, "wrong": 2, "timeout": 2}
+    assert s["accuracy"] == pytest.approx(1 / 3)  # a timeout is not counted correct either
+    assert summarize_matrix(correct)["verdicts"] == {"correct": 1, "wrong": 2, "timeout": 0}
+    assert verdict_counts([True], [True]) == {"correct": 1, "wrong": 0, "timeout": 0}
+    with pytest.raises(ValueError, match="shape"):
+        summarize_matrix(correct, timed_out=[[False]] * 3)

@@ -7,7 +7,9 @@
   (`subsample`: mean over seeded random k-subsets, exact when k = n; `first_k`);
 - the unbiased pass@k estimator of Chen et al. 2021 ("Evaluating Large Language Models Trained on
   Code"), in its numerically stable product form;
-- breakdowns by any record field.
+- breakdowns by any record field;
+- verdict counts that keep grader timeouts apart from wrong answers: a timeout is not correct
+  (accuracy does not count it) but it is not a wrong answer either, so every summary shows it.
 
 Standard library and numpy only: no torch, no sympy (the grader is passed in as `equal`).
 """
@@ -290,15 +292,29 @@ def budgets(n: int) -> list[int]:
     return ks + ([n] if n not in ks else [])
 
 
+def verdict_counts(correct: Sequence[bool], timed_out: Sequence[bool] | None = None) -> dict[str, int]:
+    """`{"correct", "wrong", "timeout"}` counts; a sample that is correct is never a timeout."""
+    timed_out = timed_out if timed_out is not None else [False] * len(correct)
+    if len(timed_out) != len(correct):
+        raise ValueError(f"{len(correct)} verdicts but {len(timed_out)} timeout flags")
+    hits = sum(bool(c) for c in correct)
+    timeouts = sum(bool(t) and not bool(c) for c, t in zip(correct, timed_out, strict=True))
+    return {"correct": hits, "wrong": len(correct) - hits - timeouts, "timeout": timeouts}
+
+
 def summarize_matrix(correct: Sequence[Sequence[bool]], labels: Sequence[Sequence[int | None]] | None = None,
                      *, n_trials: int = 100, seed: int = 0, ks: Sequence[int] | None = None,
-                     n_boot: int = 1000) -> dict[str, Any]:
+                     n_boot: int = 1000, timed_out: Sequence[Sequence[bool]] | None = None) -> dict[str, Any]:
     """Accuracy (first sample column) with Wilson and bootstrap 95 % CIs, mean sample accuracy,
     pass@k and, given cluster `labels`, maj@k (subsample estimator) for k in `ks` (default
-    `budgets(min n)`; budgets above the smallest n are dropped). The one place both `mathforge
-    grade` and `mathforge eval` compute these."""
+    `budgets(min n)`; budgets above the smallest n are dropped); verdict counts (correct, wrong,
+    timeout) of the first sample column and of all samples, from the `timed_out` flags. The one
+    place both `mathforge grade` and `mathforge eval` compute these."""
     if not correct or any(len(row) == 0 for row in correct):
         raise ValueError("every problem needs at least one graded sample")
+    if timed_out is not None and [len(r) for r in timed_out] != [len(r) for r in correct]:
+        raise ValueError("timed_out must have the shape of correct")
+    flags = timed_out if timed_out is not None else [[False] * len(row) for row in correct]
     first = [bool(row[0]) for row in correct]
     wilson = accuracy_ci(first)
     boot = accuracy_ci(first, method="bootstrap", n_boot=n_boot, seed=seed)
@@ -311,6 +327,8 @@ def summarize_matrix(correct: Sequence[Sequence[bool]], labels: Sequence[Sequenc
         "ci95_bootstrap": [boot.low, boot.high],
         "sample_accuracy": float(np.mean([np.mean(row) for row in correct])),
         "pass_at_k": {k: float(np.mean([pass_at_k(len(r), sum(map(bool, r)), k) for r in correct])) for k in ks},
+        "verdicts": verdict_counts(first, [bool(row[0]) for row in flags]),
+        "sample_verdicts": verdict_counts([c for row in correct for c in row], [t for row in flags for t in row]),
     }
     if labels is not None:
         out["maj_at_k"] = {k: float(np.mean([maj_at_k(lab, r, k, labels=lab, n_trials=n_trials, seed=seed)
