@@ -1,250 +1,240 @@
-"""Grading bench: mathforge's `is_equivalent` against Math-Verify on labelled (gold, prediction) pairs.
+"""Grading bench: mathforge's `is_equivalent` against Math-Verify on labelled corpora.
 
-The pairs come from the gold answers of GSM8K test (1,319) and MATH test (5,000). For each gold
-the bench writes equivalent rewrites a model might produce (`18` -> `18.0`, `$18`, `18 dollars`,
-`\\frac{1}{2}` -> `0.5`, `1/2`, `\\dfrac12`, reordered set elements, `\\left(...\\right)`, added
-`\\text{}` units, re-ordered sum terms) and wrong answers (perturbed numbers, swapped tuple
-elements, reciprocals, changed coefficients), each with its truth label. Both graders see the
-same pairs in the same process: mathforge as `is_equivalent(pred=..., gold=...)`, Math-Verify as
-`verify(parse(gold), parse(pred))` with both sides wrapped in `$...$` (of `$...$`, `\\boxed{}`
-and mixed, the form with which it agrees most with the labels on this set). mathforge is timed
-with its memo (repeated pairs are common in real sets) and without it. The last line printed is
-one JSON object with the figures.
+It compares mathforge with the grader other projects trust. Both graders see the same pairs in one
+process: mathforge as `is_equivalent(pred=..., gold=..., profile=...)`, Math-Verify as
+`verify(parse(gold), parse(pred))` with each side wrapped in `$...$` unless it already carries
+math delimiters.
 
-    .venv/bin/python bench/grading.py [--limit N] [--seed 0]
+The corpora (`grading_corpora.py`, `bench/data/README.md`) each say where their labels come from:
+
+- `classes`: ~300 hand-written cases in the classes of issue 7 (the grader's dev set).
+- `real`: 395 real GSM8K outputs of published models, labelled by hand. They are graded as the
+  source extracted the answer, and end to end from the response text. mathforge's end-to-end path
+  is `extract_answer(response, style="auto")`; Math-Verify's is `parse(response)`.
+- `synthetic`: ~33k rewrites of GSM8K and MATH golds, labelled by construction. This measures
+  consistency, not correctness.
+
+For each grader and corpus the bench prints agreement, false positives (wrong answers accepted)
+and false negatives (right answers rejected). Speed is measured on `mixed`, a stated mix of
+numerals, LaTeX numbers and symbolic answers. The graders are timed in alternating rounds, so a
+load change on a shared machine hits both. mathforge is timed with its memo and without it
+(caches cleared before every pair). The last line printed is one JSON object with every figure.
+
+    python bench/grading.py [--corpus all|classes|real|synthetic|mixed] [--show-misses]
+                            [--profile default] [--limit N] [--seed 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
-import re
 import sys
 import time
-from fractions import Fraction
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+for p in (ROOT, ROOT / "bench"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+import grading_corpora as corpora  # noqa: E402
 
 from mathforge.grading import equivalence, extract_answer, is_equivalent, worker  # noqa: E402
-from mathforge.grading.structure import as_container, outer_brackets  # noqa: E402
 
-_FRAC = re.compile(r"^(-?)\\[dt]?frac\{(\d+)\}\{(\d+)\}$")
-_INT = re.compile(r"^-?\d+$")
-_DECIMAL = re.compile(r"^-?\d+\.\d+$")
+_DELIMITED = ("$", "\\(", "\\[")
 
 
-def load_golds(limit: int | None) -> list[tuple[str, str]]:
-    """(dataset, gold) for GSM8K test and MATH test, as the data adapters derive them."""
-    golds = []
-    for line in (ROOT / "data/benchmarks/gsm8k/test.jsonl").open():
-        answer = json.loads(line)["answer"]
-        golds.append(("gsm8k", answer.split("####")[-1].strip().replace(",", "")))
-    for line in (ROOT / "data/benchmarks/math/test.jsonl").open():
-        box = extract_answer(json.loads(line)["solution"], style="boxed")
-        if box:
-            golds.append(("math", box))
-    if limit:
-        random.Random(0).shuffle(golds)
-        golds = golds[:limit]
-    return golds
+def _wrap(s: str) -> str:
+    return s if s.lstrip().startswith(_DELIMITED) else f"${s}$"
 
 
-def _terminating(fr: Fraction) -> str | None:
-    den = fr.denominator
-    for p in (2, 5):
-        while den % p == 0:
-            den //= p
-    if den != 1:
-        return None
-    return f"{float(fr):.10f}".rstrip("0").rstrip(".")
+def mathforge_verdict(case: corpora.Case, profile: str, end_to_end: bool = False) -> bool:
+    pred = extract_answer(case.response or "", style="auto") if end_to_end else case.pred
+    if pred is None:
+        return False
+    return is_equivalent(pred=pred, gold=case.gold, profile=profile, question=case.question)
 
 
-def _number_rewrites(g: str, rng: random.Random) -> tuple[list[str], list[str]]:
-    n = int(g)
-    good = [f"{n}.0", f"${n}", f"{n} dollars", f"\\text{{{n}}}", f"{n}.", f"{n}.00"]
-    if abs(n) >= 1000:
-        good.append(f"{n:,}")
-    # Wrong answers stay clear of the harness's tolerances: more than 1e-4 relative away, and
-    # never a factor of 100 away (the percent variants of §g.5 rule 2 would accept those).
-    rev = str(n)[::-1]
-    bad = [str(n + rng.choice([1, -1, 2]) * max(1, abs(n) // 1000)), str(-n) if n else "1",
-           str(n * 2 + 1), rev if n > 9 and rev != str(n) and not str(n).endswith("0") else str(n + 3),
-           f"{n}.5" if abs(n) < 1000 else f"{n // 2}.5"]
-    return good, bad
-
-
-def _fraction_rewrites(sign: str, a: int, b: int) -> tuple[list[str], list[str]]:
-    fr = Fraction(int(sign + str(a)), b)
-    good = [f"{sign}{a}/{b}", f"{sign}\\dfrac{{{a}}}{{{b}}}", f"\\frac{{{sign}{a}}}{{{b}}}"]
-    if a < 10 and b < 10:
-        good.append(f"{sign}\\frac{a}{b}")
-    dec = _terminating(fr)
-    if dec is not None:
-        good.append(dec)
-    # Far enough from the gold that the 1e-4 relative tolerance cannot make them right.
-    bad = [f"{sign}\\frac{{{2 * a + 1}}}{{{b}}}", f"{sign}{a}/{2 * b + 1}"]
-    if abs(a - b) > 1e-3 * max(a, b):
-        bad.append(f"{sign}\\frac{{{b}}}{{{a}}}")
-    bad.append(str(round(float(fr) * 1.5, 4)) if a else "1")
-    return good, bad
-
-
-def _reorder_sum(g: str) -> str | None:
-    """`6p^4 + 5p^2 - 4` -> `- 4 + 6p^4 + 5p^2` (top-level terms only)."""
-    terms, depth, start = [], 0, 0
-    for k, ch in enumerate(g):
-        depth += (ch in "({[") - (ch in ")}]")
-        if ch in "+-" and depth == 0 and k > 0 and g[k - 1] not in "^_{(" and g[k - 1] != "e":
-            terms.append(g[start:k])
-            start = k
-    terms.append(g[start:])
-    terms = [t.strip() for t in terms if t.strip()]
-    if len(terms) < 2 or g.endswith(".") or "=" in g or "," in g or "\\" in g.replace("\\frac", "").replace(
-            "\\sqrt", "").replace("\\pi", ""):
-        return None
-    signed = [t if t[0] in "+-" else "+" + t for t in terms]
-    out = "".join(signed[1:] + signed[:1]).lstrip("+")
-    return out if out != g else None
-
-
-def _perturb_digit(g: str, rng: random.Random) -> str | None:
-    """Change the first digit (the most significant one, so tolerances cannot absorb it)."""
-    m = re.search(r"\d", g)
-    if m is None:
-        return None
-    k = m.start()
-    return g[:k] + str((int(g[k]) + rng.choice([1, 2, 3])) % 10) + g[k + 1:]
-
-
-def _latex_rewrites(g: str, rng: random.Random) -> tuple[list[str], list[str]]:
-    good, bad = [], []
-    if "\\frac" in g and "\\dfrac" not in g:
-        good.append(g.replace("\\frac", "\\dfrac"))
-    cont = as_container(g.replace("\\left", "").replace("\\right", ""))
-    if cont is not None and cont.kind == "list" and len(set(cont.items)) == len(cont.items) \
-            and not re.search(r"\d(?:,|\{,\}|,\\!)\d{3}", g):  # `\$115,000`, `771,\!400`: one number
-        good.append(", ".join(reversed(cont.items)))
-    if cont is not None and cont.kind == "tuple" and "\\left" not in g:
-        good.append("\\left" + g[0] + " " + g[1:-1] + " \\right" + g[-1])
-        if g[0] == "(" and g[-1] == ")" and cont.items[0] != cont.items[1]:
-            swapped = [cont.items[1], cont.items[0]] + cont.items[2:]
-            bad.append("(" + ", ".join(swapped) + ")")
-    if "\\sqrt{" in g:
-        good.append(re.sub(r"\\sqrt\{(\d)\}", r"\\sqrt\1", g))
-    if re.search(r"\^\d", g):
-        good.append(re.sub(r"\^(\d)", r"^{\1}", g))
-    if outer_brackets(g) is None and cont is None and "\\text" not in g and "=" not in g \
-            and "^\\circ" not in g and len(g) < 40:
-        good.append(g + "\\text{ units}")
-    if g.endswith("^\\circ"):
-        good += [g[:-6], g[:-6] + "^{\\circ}"]
-    if g.endswith("\\%"):
-        good += [g[:-2] + "%", g[:-2]]
-    reordered = _reorder_sum(g)
-    if reordered:
-        good.append(reordered)
-    p = _perturb_digit(g, rng)
-    if p is not None and p != g:
-        bad.append(p)
-    if "+" in g and "^" not in g and "=" not in g:
-        bad.append(g.replace("+", "-", 1))
-    return good, bad
-
-
-def make_pairs(golds: list[tuple[str, str]], seed: int) -> list[tuple[str, str, bool]]:
-    """(gold, pred, truth) triples; at most 3 equivalent and 3 wrong predictions per gold."""
-    rng = random.Random(seed)
-    pairs = []
-    for _, g in golds:
-        m = _FRAC.match(g.replace(" ", ""))
-        if _INT.match(g):
-            good, bad = _number_rewrites(g, rng)
-        elif m:
-            good, bad = _fraction_rewrites(m.group(1), int(m.group(2)), int(m.group(3)))
-        elif _DECIMAL.match(g):
-            good, bad = [g + "0", "$" + g + "$"], [str(round(float(g) * 1.5 + 1, 6)), "-" + g]
-        else:
-            good, bad = _latex_rewrites(g, rng)
-        good = [x for x in dict.fromkeys(good) if x != g]
-        bad = [x for x in dict.fromkeys(bad) if x != g]
-        rng.shuffle(good)
-        rng.shuffle(bad)
-        pairs += [(g, p, True) for p in good[:3]] + [(g, p, False) for p in bad[:3]]
-    return pairs
-
-
-def run_mathforge(pairs) -> tuple[list[bool], float, float]:
-    t0 = time.perf_counter()
-    worker.get_pool().warm()
-    cold = time.perf_counter() - t0
-    equivalence.clear_caches()
-    t0 = time.perf_counter()
-    verdicts = [is_equivalent(pred=p, gold=g) for g, p, _ in pairs]
-    return verdicts, time.perf_counter() - t0, cold
-
-
-def run_mathforge_no_memo(pairs) -> tuple[list[bool], float, float]:
-    """The same, forgetting every memoised verdict and parse before each pair (no repeats helped)."""
-    worker.get_pool().warm()
-    t0 = time.perf_counter()
-    verdicts = []
-    for g, p, _ in pairs:
-        equivalence.clear_caches()
-        verdicts.append(is_equivalent(pred=p, gold=g))
-    return verdicts, time.perf_counter() - t0, 0.0
-
-
-def run_math_verify(pairs) -> tuple[list[bool], float, float]:
+def math_verify_verdict(case: corpora.Case, end_to_end: bool = False) -> bool:
     from math_verify import parse, verify
 
-    t0 = time.perf_counter()
-    verify(parse("$1$"), parse("$1$"))
-    cold = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    verdicts = [bool(verify(parse(f"${g}$"), parse(f"${p}$"))) for g, p, _ in pairs]
-    return verdicts, time.perf_counter() - t0, cold
+    text = case.response if end_to_end else case.pred
+    if text is None:
+        return False
+    try:
+        return bool(verify(parse(_wrap(case.gold)), parse(text if end_to_end else _wrap(text))))
+    except Exception:  # noqa: BLE001 -- a Math-Verify crash is its rejection, as in its own metric
+        return False
+
+
+def score(cases: list[corpora.Case], verdicts: list[bool]) -> dict:
+    """Agreement with the labels, false positives and false negatives (counts and rates)."""
+    pos = sum(c.expected for c in cases)
+    fp = sum(v and not c.expected for c, v in zip(cases, verdicts, strict=True))
+    fn = sum(c.expected and not v for c, v in zip(cases, verdicts, strict=True))
+    return {"n": len(cases), "positives": pos, "agreement": round(1 - (fp + fn) / max(1, len(cases)), 4),
+            "false_positives": fp, "false_negatives": fn,
+            "fp_rate": round(fp / max(1, len(cases) - pos), 4), "fn_rate": round(fn / max(1, pos), 4)}
+
+
+def run_labelled(name: str, labels: str, cases: list[corpora.Case], profile: str, *,
+                 end_to_end: bool = False, show_misses: bool = False, by_group: bool = False) -> dict:
+    """Both graders on one labelled corpus; prints a block and returns its figures."""
+    mf = [mathforge_verdict(c, profile, end_to_end) for c in cases]
+    mv = [math_verify_verdict(c, end_to_end) for c in cases]
+    out = {"labels": labels, "mathforge": score(cases, mf), "math_verify": score(cases, mv)}
+    pos = out["mathforge"]["positives"]
+    print(f"\ncorpus {name}: {len(cases)} pairs ({pos} equivalent, {len(cases) - pos} wrong)")
+    print(f"  labels: {labels}")
+    for grader in ("mathforge", "math_verify"):
+        s = out[grader]
+        print(f"  {grader:12s} agreement {s['agreement']:.4f}   false positives {s['false_positives']:4d}"
+              f" / {len(cases) - pos:<4d}  false negatives {s['false_negatives']:4d} / {pos}")
+    if by_group:
+        print(f"  {'class':16s} {'rows':>5s} {'mathforge misses (fp/fn)':>26s} {'math_verify misses (fp/fn)':>28s}")
+        for group in sorted({c.group for c in cases}):
+            idx = [k for k, c in enumerate(cases) if c.group == group]
+
+            def misses(vs: list[bool], idx: list[int] = idx) -> str:
+                fp = sum(vs[k] and not cases[k].expected for k in idx)
+                fn = sum(cases[k].expected and not vs[k] for k in idx)
+                return f"{fp + fn} ({fp}/{fn})"
+            print(f"  {group:16s} {len(idx):5d} {misses(mf):>26s} {misses(mv):>28s}")
+    if show_misses:
+        wrong = [(c, v) for c, v in zip(cases, mf, strict=True) if v != c.expected]
+        print(f"  mathforge ({profile}) disagrees with the label on {len(wrong)} pairs:")
+        for c, v in wrong:
+            kind = "FALSE POSITIVE" if v else "false negative"
+            shown = c.response[-160:] if end_to_end else c.pred
+            print(f"    {kind:14s} [{c.group}] gold={c.gold!r} pred={shown!r}"
+                  + (f" question={c.question!r}" if c.question else "") + (f"  # {c.note}" if c.note else ""))
+    return out
+
+
+def run_synthetic(cases: list[corpora.Case], profile: str, show_errors: int) -> dict:
+    """The synthetic rewrites: agreement and throughput, as the bench has always reported them."""
+    truth = [c.expected for c in cases]
+    n_pos = sum(truth)
+    print(f"\ncorpus synthetic: {len(cases)} pairs ({n_pos} equivalent, {len(cases) - n_pos} wrong)")
+    print(f"  labels: {corpora.SYNTHETIC_LABELS}")
+    figures: dict = {"pairs": len(cases), "positives": n_pos}
+    for name in ("mathforge", "mathforge_no_memo", "math_verify"):
+        t0 = time.perf_counter()
+        if name == "math_verify":
+            verdicts = [math_verify_verdict(c) for c in cases]
+        else:
+            equivalence.clear_caches()
+            verdicts = []
+            for c in cases:
+                if name == "mathforge_no_memo":
+                    equivalence.clear_caches()
+                verdicts.append(mathforge_verdict(c, profile))
+        seconds = time.perf_counter() - t0
+        s = score(cases, verdicts)
+        rate = len(cases) / seconds
+        print(f"  {name:17s} agreement {s['agreement']:.4f}  false positives {s['false_positives']}"
+              f"  false negatives {s['false_negatives']}  {rate:,.0f} pairs/s ({seconds:.2f} s)")
+        figures[name] = {"agreement": s["agreement"], "true_positive_rate": round(1 - s["fn_rate"], 4),
+                         "false_positive_rate": s["fp_rate"], "false_positives": s["false_positives"],
+                         "false_negatives": s["false_negatives"], "pairs_per_s": round(rate, 1),
+                         "seconds": round(seconds, 3)}
+        if name == "mathforge" and show_errors:
+            for c in [c for c, v in zip(cases, verdicts, strict=True) if v != c.expected][:show_errors]:
+                print(f"    MISS truth={c.expected} gold={c.gold!r} pred={c.pred!r}")
+    figures["speed_ratio"] = round(figures["mathforge"]["pairs_per_s"] / figures["math_verify"]["pairs_per_s"], 1)
+    figures["speed_ratio_no_memo"] = round(figures["mathforge_no_memo"]["pairs_per_s"]
+                                           / figures["math_verify"]["pairs_per_s"], 1)
+    figures["agreement_delta"] = round(figures["mathforge"]["agreement"] - figures["math_verify"]["agreement"], 4)
+    return figures
+
+
+def run_mixed(cases: list[corpora.Case], parts: list[tuple[str, int]], profile: str, rounds: int = 4) -> dict:
+    """Throughput of both graders on the mixed corpus, timed in alternating rounds."""
+    kinds = Counter(corpora.gold_kind(c.gold) for c in cases)
+    print(f"\ncorpus mixed (speed): {len(cases)} pairs")
+    for label, n in parts:
+        print(f"  {n:6d}  {label}")
+    print("  by gold kind: " + ", ".join(f"{k} {kinds[k]} ({kinds[k] / len(cases):.0%})"
+                                         for k in ("numeral", "latex_number", "symbolic")))
+    seconds = Counter()
+    size = -(-len(cases) // rounds)
+    for r in range(rounds):
+        chunk = cases[r * size:(r + 1) * size]
+        t0 = time.perf_counter()
+        for c in chunk:
+            equivalence.clear_caches()
+            mathforge_verdict(c, profile)
+        seconds["mathforge_no_memo"] += time.perf_counter() - t0
+        equivalence.clear_caches()
+        t0 = time.perf_counter()
+        for c in chunk:
+            mathforge_verdict(c, profile)
+        seconds["mathforge"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for c in chunk:
+            math_verify_verdict(c)
+        seconds["math_verify"] += time.perf_counter() - t0
+    rates = {k: len(cases) / v for k, v in seconds.items()}
+    for k in ("mathforge_no_memo", "mathforge", "math_verify"):
+        print(f"  {k:17s} {rates[k]:9,.0f} pairs/s ({seconds[k]:.2f} s)")
+    out = {"pairs": len(cases), "recipe": dict(parts), "gold_kinds": dict(kinds),
+           **{f"{k}_pairs_per_s": round(v, 1) for k, v in rates.items()},
+           "speedup": round(rates["mathforge_no_memo"] / rates["math_verify"], 1),
+           "speedup_memo": round(rates["mathforge"] / rates["math_verify"], 1)}
+    print(f"  speed ratio mathforge / math_verify: {out['speedup']:.1f}x without memo, "
+          f"{out['speedup_memo']:.1f}x with memo")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--limit", type=int, default=None, help="use only N gold answers (quick run)")
+    ap.add_argument("--corpus", choices=("all", "classes", "real", "synthetic", "mixed"), default="all")
+    ap.add_argument("--show-misses", action="store_true",
+                    help="list every pair of the labelled corpora where mathforge disagrees with the label")
+    ap.add_argument("--profile", default="default", help="mathforge grading profile (default: default)")
+    ap.add_argument("--limit", type=int, default=None, help="synthetic: use only N gold answers (quick run)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--show-errors", type=int, default=0, help="print N pairs mathforge got wrong")
+    ap.add_argument("--show-errors", type=int, default=0, help="synthetic: print N pairs mathforge got wrong")
     args = ap.parse_args(argv)
 
-    pairs = make_pairs(load_golds(args.limit), args.seed)
-    truth = [t for _, _, t in pairs]
-    n_pos = sum(truth)
-    print(f"pairs: {len(pairs)} ({n_pos} equivalent, {len(pairs) - n_pos} wrong)")
-    figures = {"pairs": len(pairs), "positives": n_pos}
-    runners = (("mathforge", run_mathforge), ("mathforge_no_memo", run_mathforge_no_memo),
-               ("math_verify", run_math_verify))
-    for name, runner in runners:
-        verdicts, seconds, cold = runner(pairs)
-        agree = sum(v == t for v, t in zip(verdicts, truth, strict=True)) / len(pairs)
-        tpr = sum(v and t for v, t in zip(verdicts, truth, strict=True)) / max(1, n_pos)
-        fpr = sum(v and not t for v, t in zip(verdicts, truth, strict=True)) / max(1, len(pairs) - n_pos)
-        rate = len(pairs) / seconds
-        print(f"{name:17s} agreement {agree:.4f}  accept-equivalent {tpr:.4f}  accept-wrong {fpr:.4f}"
-              f"  {rate:,.0f} pairs/s  ({seconds:.2f} s; cold start {cold:.2f} s)")
-        figures[name] = {"agreement": round(agree, 4), "true_positive_rate": round(tpr, 4),
-                         "false_positive_rate": round(fpr, 4), "pairs_per_s": round(rate, 1),
-                         "seconds": round(seconds, 3), "cold_start_s": round(cold, 3)}
-        if name == "mathforge" and args.show_errors:
-            wrong = [(g, p, t) for (g, p, t), v in zip(pairs, verdicts, strict=True) if v != t]
-            for g, p, t in wrong[: args.show_errors]:
-                print(f"  MISS truth={t} gold={g!r} pred={p!r}")
-    ratio = figures["mathforge"]["pairs_per_s"] / figures["math_verify"]["pairs_per_s"]
-    figures["speed_ratio"] = round(ratio, 1)
-    figures["speed_ratio_no_memo"] = round(figures["mathforge_no_memo"]["pairs_per_s"]
-                                           / figures["math_verify"]["pairs_per_s"], 1)
-    figures["agreement_delta"] = round(figures["mathforge"]["agreement"]
-                                       - figures["math_verify"]["agreement"], 4)
-    print(f"speed ratio mathforge / math_verify: {ratio:.1f}x "
-          f"(without memoisation {figures['speed_ratio_no_memo']:.1f}x)")
+    t_start = time.perf_counter()
+    worker.get_pool().warm()                 # worker start-up is not charged to any corpus
+    figures: dict = {"profile": args.profile}
+
+    def want(name: str) -> bool:
+        return args.corpus in ("all", name)
+
+    classes = corpora.load_classes()
+    real = corpora.load_real()
+    if want("classes"):
+        c = run_labelled("classes", corpora.CLASSES_LABELS, classes, args.profile,
+                         show_misses=args.show_misses, by_group=True)
+        figures["classes"] = c
+        figures.update(classes_agreement=c["mathforge"]["agreement"], classes_fp=c["mathforge"]["false_positives"],
+                       classes_fn=c["mathforge"]["false_negatives"],
+                       classes_math_verify_agreement=c["math_verify"]["agreement"])
+    if want("real"):
+        r = run_labelled("real (answers as the source extracted them)", corpora.REAL_LABELS, real,
+                         args.profile, show_misses=args.show_misses)
+        e = run_labelled("real end-to-end (extraction from the response, then equivalence)",
+                         corpora.REAL_LABELS, real, args.profile, end_to_end=True, show_misses=args.show_misses)
+        figures["real"], figures["real_e2e"] = r, e
+        figures.update(real_agreement=r["mathforge"]["agreement"], real_fp=r["mathforge"]["false_positives"],
+                       real_fn=r["mathforge"]["false_negatives"],
+                       real_math_verify_agreement=r["math_verify"]["agreement"],
+                       real_e2e_agreement=e["mathforge"]["agreement"],
+                       real_e2e_math_verify_agreement=e["math_verify"]["agreement"])
+    synthetic = corpora.synthetic_cases(args.limit, args.seed) if args.corpus in ("all", "synthetic", "mixed") else []
+    if want("synthetic"):
+        figures.update(run_synthetic(synthetic, args.profile, args.show_errors))
+    if want("mixed"):
+        mixed, parts = corpora.mixed_cases(synthetic, classes, real, args.seed)
+        m = run_mixed(mixed, parts, args.profile)
+        figures["mixed"] = m
+        figures.update(mixed_pairs=m["pairs"], mixed_speedup=m["speedup"], mixed_speedup_memo=m["speedup_memo"])
+    figures["wall_s"] = round(time.perf_counter() - t_start, 1)
+    print(f"\nwall time {figures['wall_s']:.1f} s")
     print(json.dumps(figures))
     return 0
 
