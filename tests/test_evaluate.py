@@ -329,3 +329,19 @@ def test_profile_is_recorded_and_a_new_profile_regrades_without_generating(tmp_p
     assert json.loads((Path(cfg.out_dir) / "manifest.json").read_text())["profile"] == "harness"
     with pytest.raises(ValueError, match="unknown grading profile 'no-such-profile'"):
         _cfg(tmp_path, profile="no-such-profile")
+
+
+def test_eval_cli_passes_the_profile_and_prints_wrong_and_timeouts_apart(tmp_path, capsys, monkeypatch):
+    import argparse
+
+    monkeypatch.setenv("COLUMNS", "200")  # one line per row, so the column names are whole words
+    from mathforge.cli import eval as eval_cli
+
+    parser = argparse.ArgumentParser()
+    eval_cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["eval", "--model", "m", "--benchmark", "gsm8k", "--profile", "harness"])
+    assert args.profile == "harness"
+    m = evaluate(_cfg(tmp_path, limit=4, profile="harness"), FakeEngine(cot_right_on_even))
+    eval_cli._print_summary(m, "run")
+    text = capsys.readouterr().out
+    assert "timeout" in text and "wrong" in text and "profile harness" in text and "0 timeouts retried" in text

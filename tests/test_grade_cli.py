@@ -260,3 +260,14 @@ def test_concurrent_cold_graders_on_a_loaded_machine_never_call_a_timeout_wrong(
         assert all(r["correct"] == (r["verdict"] == "correct") for r in rows)
         assert summary["verdicts"]["wrong"] == 0 and summary["sample_verdicts"]["wrong"] == 0
         assert summary["verdicts"]["timeout"] == sum(r["verdict"] == "timeout" for r in rows)
+
+
+def test_cli_profile_is_used_recorded_and_checked(tmp_path):
+    f = write_jsonl(tmp_path / "o.jsonl", toy_rows(2))
+    proc = cli(str(f), "--gold-field", "gold", "--out", str(tmp_path / "h"), "--profile", "harness")
+    assert proc.returncode == 0, proc.stderr
+    assert "harness" in proc.stdout and "correct / wrong / timeout" in proc.stdout
+    assert json.loads((tmp_path / "h" / "summary.json").read_text())["profile"] == "harness"
+    assert json.loads((tmp_path / "h" / "run.json").read_text())["profile"] == "harness"
+    proc = cli(str(f), "--gold-field", "gold", "--out", str(tmp_path / "x"), "--profile", "no-such-profile")
+    assert proc.returncode == 2 and "unknown grading profile 'no-such-profile'" in proc.stderr

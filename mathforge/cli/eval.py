@@ -28,6 +28,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-rounds", type=int, default=None, help="code executions per sample (tool styles)")
     p.add_argument("--exec-timeout", type=float, default=5.0)
     p.add_argument("--grade-timeout", type=float, default=3.0)
+    p.add_argument("--profile", default="default",
+                   help="grading profile: default (no false positives), harness (the inherited lenient "
+                        "math-evaluation-harness rules), math-verify, ...; changing it on an existing --out "
+                        "re-grades the stored outputs")
     p.add_argument("--workers", type=int, default=None, help="grading/sandbox processes (default: CPUs)")
     p.add_argument("--k", type=int, action="append", dest="ks", default=None, help="k for maj@k / pass@k")
     p.add_argument("--out", default=None, help="run folder (default runs/eval/<model>-<style>-<shots>shot)")
@@ -47,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
                      shots=args.shots, n=args.n, temperature=args.temperature, top_p=args.top_p,
                      max_new_tokens=args.max_new_tokens, seed=args.seed, limit=args.limit,
                      batch_size=args.batch_size, max_rounds=args.max_rounds, exec_timeout=args.exec_timeout,
-                     grade_timeout=args.grade_timeout, workers=args.workers, ks=args.ks or [])
+                     grade_timeout=args.grade_timeout, profile=args.profile, workers=args.workers,
+                     ks=args.ks or [])
     metrics = evaluate(cfg, progress=not args.quiet)
     if not args.quiet:
         _print_summary(metrics, out)
@@ -58,13 +63,18 @@ def _print_summary(metrics: dict, out: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"mathforge eval -> {out}")
-    for col in ("benchmark", "problems", "acc %", "95% CI", "maj@k", "pass@k", "no answer", "tok/s"):
+    g = metrics.get("grading", {})
+    table = Table(title=f"mathforge eval -> {out}",
+                  caption=f"grader profile {g.get('profile')}, {g.get('grader_version')}; re-graded now: "
+                          f"{g.get('regraded_stale', 0)} stale, {g.get('timeouts_retried', 0)} timeouts retried")
+    for col in ("benchmark", "problems", "acc %", "95% CI", "wrong", "timeout", "maj@k", "pass@k", "no answer",
+                "tok/s"):
         table.add_column(col, no_wrap=True)
     for name, m in metrics["benchmarks"].items():
         k = str(max(int(x) for x in m["pass_at_k"]))
         lo, hi = m["accuracy_ci"]
         table.add_row(name, str(m["num_problems"]), f"{m['accuracy']:.1f}", f"[{lo:.1f},{hi:.1f}]",
+                      str(m["verdicts"]["wrong"]), str(m["verdicts"]["timeout"]),
                       f"@{k} {m['maj_at_k'][k]:.1f}", f"@{k} {m['pass_at_k'][k]:.1f}",
                       f"{100 * m['flags']['extraction_failed']['rate']:.1f}%", f"{m['tokens_per_second']:.1f}")
     Console().print(table)

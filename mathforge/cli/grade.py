@@ -30,6 +30,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--workers", type=int, default=1, help="grading processes (default 1: in this process)")
     p.add_argument("--chunk-size", type=int, default=16, help="problems per worker task")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds per comparison (default 3)")
+    p.add_argument("--profile", default="default",
+                   help="grading profile: default (no false positives), harness (the inherited lenient "
+                        "math-evaluation-harness rules), math-verify, ... (mathforge.grading.profiles)")
     p.add_argument("--restart", action="store_true", help="discard verdicts of an earlier run in --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--seed", type=int, default=0, help="seed of the maj@k subsets and the bootstrap")
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = GradeConfig(outputs=args.outputs, out_dir=out, benchmark=args.benchmark, split=args.split,
                       gold_field=args.gold_field, answer_rule=args.answer_rule, style=args.style,
                       workers=args.workers, chunk_size=args.chunk_size, timeout=args.timeout,
-                      restart=args.restart, progress=not args.no_progress, seed=args.seed)
+                      profile=args.profile, restart=args.restart, progress=not args.no_progress, seed=args.seed)
     summary = grade_outputs(cfg)
     print_summary(summary, out)
     return 0
@@ -71,8 +74,13 @@ def print_summary(summary: dict, out: Path) -> None:
     for k, v in summary.get("maj_at_k", {}).items():
         table.add_row(f"maj@{k} %", _pct(v))
     table.add_row("extraction failures", f"{summary['extraction_failed']} ({_pct(summary['extraction_failure_rate'])}%)")
-    table.add_row("grade timeouts", str(summary["grade_timeout"]))
-    table.add_row("grader version", str(summary["grader_version"]))
+    v, sv = summary["verdicts"], summary["sample_verdicts"]
+    table.add_row("correct / wrong / timeout (sample 0)", f"{v['correct']} / {v['wrong']} / {v['timeout']}")
+    table.add_row("correct / wrong / timeout (all)", f"{sv['correct']} / {sv['wrong']} / {sv['timeout']}")
+    run = summary.get("run", {})
+    table.add_row("re-graded now: stale / timeouts retried",
+                  f"{run.get('regraded_stale', 0)} / {run.get('timeouts_retried', 0)}")
+    table.add_row("grader profile / version", f"{summary['profile']} / {summary['grader_version']}")
     console.print(table)
     for field, groups in summary.get("breakdown", {}).items():
         sub = Table(title=f"accuracy by {field} (sample 0)")
