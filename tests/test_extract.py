@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import string
 import time
 from pathlib import Path
@@ -12,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from mathforge.grading import extract_answer, strip_string
+from mathforge.grading.extract import STYLES, last_number
 
 TABLE = Path(__file__).parent / "grading_tables" / "extraction.jsonl"
-STYLES = ["auto", "boxed", "math", "gsm8k", "choice", "program", "icot", "last_number"]
 
 
 def _rows():
@@ -86,16 +87,89 @@ HUGE = [
     "#" * MB,
     "\n" * MB,
     "(A) " * (MB // 4),
+    "$" * MB,
+    "$a" * (MB // 2),
+    "$1" * (MB // 2),
+    "\\(" * (MB // 2),
+    "\\[x" * (MB // 3),
+    "$$" * (MB // 2),
+    "Answer: " * (MB // 8),
+    "1,5 " * (MB // 4),
+    "A. " * (MB // 3),
+    "\\boxed{1}" * (MB // 9) + "\\boxed{",
+    "The answer is $" * (MB // 15),
+    "**" * (MB // 2),
+    "\\frac{1}{2}" * (MB // 11),
+    "9" * MB + "/7",
+    "answer " + " " * MB + "x",
+    "The answer is $1$ and " * (MB // 21),
+    "1" * MB + ",5",
+    "a" + " " * MB + "x",
+    "answer is " + "$" * MB,
 ]
 
 
 @pytest.mark.parametrize("text", HUGE, ids=[f"huge{i}" for i in range(len(HUGE))])
 def test_linear_time_on_1mb(text):
     t0 = time.perf_counter()
-    for style in ("auto", "choice", "boxed", "last_number"):
+    for style in ("auto", "choice", "boxed", "answer", "last_number"):
         extract_answer(text, style=style)
     # Linear scans take well under a second per MB; a quadratic rule would take minutes.
     assert time.perf_counter() - t0 < 8.0
+
+
+def test_table_covers_every_class():
+    """Every extraction class of issue 7 has rows (the note names the class before a colon)."""
+    notes = {json.loads(line)["note"].split(":")[0] for line in TABLE.read_text().splitlines()}
+    assert {"latex span", "text wrapper", "choice", "truncation", "strict answer", "strict boxed",
+            "decimal comma", "real output"} <= notes
+
+
+def test_last_number_matches_the_plain_regex_without_commas_or_slashes():
+    """Fast path (digit runs read by shape) against the obvious H2-5 regex, where they must agree."""
+    import re
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        text = "".join(rng.choice("0123456789.- ax\n") for _ in range(rng.randint(0, 30)))
+        slow = re.findall(r"-?\d*\.?\d+", text)
+        assert last_number(text) == (slow[-1] if slow else None), text
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("1,5", "1.5"), ("12,5", "12.5"), ("0,25", "0.25"), ("3,14159", "3.14159"), ("-2,5", "-2.5"),
+    ("1,000", "1000"), ("12,345", "12345"), ("1,234,567", "1234567"), ("1,000.5", "1000.5"),
+    ("(1,5)", "5"), ("[2,50]", "50"), ("1,2,3", "3"), ("1234,567", "567"), ("1,5.", "1.5"),
+])
+def test_comma_shapes(text, expected):
+    """Thousands: groups of exactly three digits. Decimal comma: one comma, 1-2 or 4+ digits after,
+    not inside brackets. Anything else is a list, read as its last element."""
+    assert last_number(f"so it is {text}") == expected
+
+
+@pytest.mark.parametrize("text", [
+    "just 42", "The total is 42.", "We get $42$.", "so 40 + 2 = 42", "42",
+])
+def test_strict_styles_ignore_unmarked_numbers(text):
+    assert extract_answer(text, style="boxed") is None
+    assert extract_answer(text, style="answer") is None
+    assert extract_answer(text, style="auto") is not None      # the lenient default still reads it
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_cut_off_box_never_falls_back_to_a_number(style):
+    text = "We add 3 and 4 to get 7, so the answer is \\boxed{7"
+    if style in ("auto", "boxed", "math", "answer", "choice"):
+        assert extract_answer(text, style=style) is None
+
+
+@pytest.mark.parametrize("text", [
+    "A. Because B is wrong", "B) 24", "(C) because it is even", "**D**", "I pick E",
+])
+def test_letters_only_in_choice_style(text):
+    assert extract_answer(text, style="choice") in {"A", "B", "C", "D", "E"}
+    out = extract_answer(text, style="auto")
+    assert out is None or not re.fullmatch("[A-E]", out)
 
 
 def test_strip_string_linear_on_long_input():

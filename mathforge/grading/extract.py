@@ -156,7 +156,7 @@ def _read_number(run: str, before: str, after: str) -> str | None:
             return run.replace(",", "")
         head, _, tail = run.partition(",")
         decimal = ("," not in tail and "." not in run and len(tail) != 3
-                   and before not in "([{" and after not in ")]}")
+                   and before not in ("(", "[", "{") and after not in (")", "]", "}"))
         if decimal and head.lstrip("-").isdigit() and tail.isdigit():
             return f"{head}.{tail}"
         run = run.rpartition(",")[2]         # a list such as (3,4) or 1,2,3: its last element
