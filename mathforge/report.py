@@ -4,7 +4,8 @@ Reads the `metrics.json` and `manifest.json` that `mathforge.evaluate` writes in
 lays several runs side by side: accuracy by benchmark with 95% error bars, maj@k and pass@k against
 k, accuracy by difficulty level and by subject. Every report carries what methods.md §g.7 asks for:
 the mathforge version, the grader profile and version, engine and library versions, decoding
-settings and seeds, prompt style and shots, and the data file hashes.
+settings and seeds, prompt style and shots, and the data file hashes. Runs graded under different
+grading profiles or grader versions are not comparable: the report then opens with a warning.
 """
 
 from __future__ import annotations
@@ -178,11 +179,34 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def grading_of(run: Run) -> tuple[str, str]:
+    """(profile, grader version) the run's verdicts were graded under."""
+    g = run.metrics.get("grading", {})
+    return (str(g.get("profile", run.manifest.get("profile"))),
+            str(g.get("grader_version", run.manifest.get("grader_version"))))
+
+
+def warnings(runs: list[Run]) -> list[str]:
+    """Lines that must be read before comparing the runs: mixed grading profiles or grader versions."""
+    out = []
+    for what, i in (("grading profiles", 0), ("grader versions", 1)):
+        seen = {r.label: grading_of(r)[i] for r in runs}
+        if len(set(seen.values())) > 1:
+            which = ", ".join(f"{label}: {v}" for label, v in seen.items())
+            out.append(f"Warning: these runs were graded under different {what} ({which}); "
+                       "their accuracies are not comparable.")
+    return out
+
+
+def _verdict(m: dict, key: str) -> str:
+    return _fmt(m.get("verdicts", {}).get(key))
+
+
 def tables(runs: list[Run]) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) for every table of the report."""
     out = []
-    hdr = ["benchmark", "run", "problems", "samples", "accuracy", "95% CI", "maj@k", "pass@k",
-           "extract fail %", "exec err", "exec timeout", "grade timeout", "tok/s"]
+    hdr = ["benchmark", "run", "problems", "samples", "accuracy", "95% CI", "wrong", "timeout", "maj@k",
+           "pass@k", "extract fail %", "exec err", "exec timeout", "grade timeout (all samples)", "tok/s"]
     rows = []
     for b in _bench_names(runs):
         for r in runs:
@@ -192,7 +216,8 @@ def tables(runs: list[Run]) -> list[tuple[str, list[str], list[list[str]]]]:
             k = str(max(int(x) for x in m["pass_at_k"]))
             f = m["flags"]
             rows.append([b, r.label, _fmt(m["num_problems"]), _fmt(m["num_samples"]), _fmt(m["accuracy"]),
-                         "[{:.1f}, {:.1f}]".format(*m["accuracy_ci"]), f"@{k}: {m['maj_at_k'][k]:.1f}",
+                         "[{:.1f}, {:.1f}]".format(*m["accuracy_ci"]), _verdict(m, "wrong"), _verdict(m, "timeout"),
+                         f"@{k}: {m['maj_at_k'][k]:.1f}",
                          f"@{k}: {m['pass_at_k'][k]:.1f}", f"{100 * f['extraction_failed']['rate']:.1f}",
                          _fmt(f["exec_error"]["count"]), _fmt(f["exec_timeout"]["count"]),
                          _fmt(f["grade_timeout"]["count"]), f"{m['tokens_per_second']:.1f}"])
@@ -209,7 +234,7 @@ def tables(runs: list[Run]) -> list[tuple[str, list[str], list[list[str]]]]:
         c, man = r.manifest.get("config", {}), r.manifest
         srows.append([r.label, str(c.get("model")), str(c.get("style")), _fmt(c.get("shots")), _fmt(c.get("n")),
                       _fmt(c.get("temperature")), _fmt(c.get("top_p")), _fmt(c.get("max_new_tokens")),
-                      _fmt(c.get("seed")), str(man.get("profile")), str(man.get("grader_version")),
+                      _fmt(c.get("seed")), *grading_of(r),
                       str(man.get("engine"))])
     out.append(("Settings", settings, srows))
     vrows = [[r.label] + [str(r.manifest.get("versions", {}).get(k)) for k in VERSION_KEYS] for r in runs]
@@ -235,7 +260,8 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 CSS = ("body{font-family:system-ui,sans-serif;margin:24px;max-width:1150px;color:#222}"
        "table{border-collapse:collapse;margin:8px 0 20px;font-size:13px}"
        "th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;white-space:nowrap}th{background:#f0f0f0}"
-       "img{max-width:100%;border:1px solid #ddd;margin:6px 0 18px}h1{font-size:24px}h2{font-size:18px}")
+       "img{max-width:100%;border:1px solid #ddd;margin:6px 0 18px}h1{font-size:24px}h2{font-size:18px}"
+       ".warn{background:#fff3cd;border:1px solid #e0a800;padding:8px 12px;font-weight:bold}")
 
 
 def write_report(run_dirs: list[str | Path], *, out_dir: str | Path | None = None,
@@ -260,11 +286,15 @@ def write_report(run_dirs: list[str | Path], *, out_dir: str | Path | None = Non
     tabs = tables(runs)
     avg = ", ".join(f"{r.label}: {r.metrics.get('average_accuracy', float('nan')):.1f}" for r in runs)
     intro = (f"Runs: {', '.join(r.label for r in runs)}. Accuracy uses the first sample of each problem; the "
-             f"dataset average is unweighted ({avg}). Grader profile and versions are listed below: never "
-             "compare numbers across profiles (methods.md §g.9).")
-    md = [f"# {title}", "", intro, ""]
+             f"dataset average is unweighted ({avg}). 'wrong' and 'grade timeout' count first samples: a "
+             "comparison the grader ran out of time on is not a wrong answer, and it is not counted correct. "
+             "Grader profile and versions are listed below: never compare numbers across profiles "
+             "(methods.md §g.9).")
+    warn = warnings(runs)
+    md = [f"# {title}", "", *[f"> **{w}**\n" for w in warn], intro, ""]
     page = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>"]
+            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+            *[f"<p class='warn'>{html.escape(w)}</p>" for w in warn], f"<p>{html.escape(intro)}</p>"]
     for t, header, rows in tabs[:1]:
         md += [f"## {t}", "", _md_table(header, rows), ""]
         page.append(f"<h2>{html.escape(t)}</h2>{_html_table(header, rows)}")

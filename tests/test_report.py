@@ -130,3 +130,26 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
     assert float((np.abs(pixels - c0).max(axis=2) < 0.03).mean()) > 0.01
     keep = Path("/tmp/mathforge_report_screenshot.png")  # for a human look; harmless when it fails
     shutil.copy(shot, keep) if keep.parent.exists() else None
+
+
+def test_runs_graded_under_different_profiles_are_flagged(runs, tmp_path):
+    import json
+
+    same = write_report(runs, out_dir=tmp_path / "same")[0].read_text()
+    assert "Warning" not in same
+    m = load_run(runs[0]).metrics["benchmarks"]["math"]
+    assert f"| {m['accuracy']:.1f} | [{m['accuracy_ci'][0]:.1f}, {m['accuracy_ci'][1]:.1f}] | " \
+           f"{m['verdicts']['wrong']} | {m['verdicts']['timeout']} |" in same
+    other = tmp_path / "model-c"
+    shutil.copytree(runs[1], other)
+    for name, edit in (("metrics.json", lambda d: d["grading"].update(profile="harness")),
+                       ("manifest.json", lambda d: d.update(profile="harness"))):
+        data = json.loads((other / name).read_text())
+        edit(data)
+        (other / name).write_text(json.dumps(data))
+    write_report([runs[0], other], out_dir=tmp_path / "mixed")
+    md = (tmp_path / "mixed" / "report.md").read_text()
+    page = (tmp_path / "mixed" / "report.html").read_text()
+    line = "different grading profiles (model-a: default, model-c: harness)"
+    assert line in md and line in page and "class='warn'" in page
+    assert md.index(line) < md.index("## Results")  # before any number
