@@ -146,9 +146,16 @@ class _Grader:
 
     def _numbers(self, p: int | float, g: int | float) -> bool:
         """Percent variants as the profile allows: always, or only where marked or asked for."""
-        if self.percent or self.asks_percent:
+        if self.percent:
             return st.numbers_close(p, g, include_percentage=True, abs_tol=self.abs_tol)
+        if st.numbers_close(p, g, include_percentage=False, abs_tol=self.abs_tol):
+            return True
+        if self.asks_percent:      # 40 (%) vs 0.4: a fraction and its percent, not 40 vs 4000
+            small, large = sorted((p, g), key=abs)
+            return abs(small) <= 10 and st.numbers_close(small * 100, large, include_percentage=False)
         pm, gm = self.marks
+        if pm and gm:
+            return False                 # 50% vs 0.5%: both are percents, compare as written
         ps = (p, p / 100) if pm else (p,)
         gs = (g, g / 100) if gm else (g,)
         return any(st.numbers_close(a, b, include_percentage=False, abs_tol=self.abs_tol)
@@ -158,11 +165,17 @@ class _Grader:
         """Readings the function test misses: `i` as the imaginary unit when it is the only
         letter on both sides; a decimal at its own precision where the profile (or a matrix
         cell) allows it."""
-        if cp.variables | cg.variables == {"i"} and "i" in cg.variables:
+        if cp.variables | cg.variables == {"i"}:
             a, b = ln._evaluate(cp, {"i": 1j}), ln._evaluate(cg, {"i": 1j})
             return a is not None and b is not None and abs(a - b) <= 1e-9 * max(1.0, abs(b))
-        if (self.profile.decimal_precision or self.in_matrix) and not (cp.variables or cg.variables):
-            return _rounds_to(p, cg) or _rounds_to(g, cp)
+        if cp.variables or cg.variables:
+            return False
+        if (self.profile.decimal_precision or self.in_matrix) and (_rounds_to(p, cg) or _rounds_to(g, cp)):
+            return True
+        if self.percent or self.asks_percent or any(self.marks):   # `25\%` vs `\frac{1}{4}`
+            a, b = ln._evaluate(cp, {}), ln._evaluate(cg, {})
+            if a is not None and b is not None and abs(a.imag) < 1e-12 and abs(b.imag) < 1e-12:
+                return self._numbers(a.real, b.real)
         return False
 
     def _matrices(self, p: str, g: str) -> Verdict | None:
@@ -177,6 +190,8 @@ class _Grader:
             mp = [[x] for x in cont.items] if cont is not None and cont.kind != "list" else None
         if mp is None or mg is None:
             return Verdict(False, "matrix")
+        if not self.profile.name == "harness" and _vector_shape(mp) and _vector_shape(mg):
+            mp, mg = [[c] for r in mp for c in r], [[c] for r in mg for c in r]   # row ~ column
         if [len(r) for r in mp] != [len(r) for r in mg]:
             return Verdict(False, "matrix")
         self.in_matrix = True
@@ -191,7 +206,7 @@ class _Grader:
             return self._unwrap(p, g)
         if cp is None or cg is None:
             return Verdict(False, "tuple")
-        if len(cp.items) != len(cg.items):
+        if len(cp.items) != len(cg.items) and not (self.order_from_gold and cg.kind != "tuple"):
             return Verdict(False, "tuple")
         kinds = (cp.kind, cg.kind)
         if self.order_from_gold:     # the gold decides: tuple ordered, set unordered, list takes it
@@ -260,6 +275,10 @@ class _Grader:
                 return Verdict(False, "none")
             if same is False and self.profile.name != "harness":
                 same = self._special_readings(p, g, cp, cg)
+            elif same and (cp.variables or cg.variables) and _BRANCHED.search(p + g):
+                names = sorted(cp.variables | cg.variables)
+                if not ln.equal_at(cp, cg, ln.mirrored_point(names)):
+                    same = None            # equal only on a half-plane: let SymPy decide
             if same is not None:
                 return Verdict(same, "symbolic" if (cp.variables or cg.variables) else "numeric")
         if _loose(p) == _loose(g):
@@ -302,7 +321,12 @@ class _Grader:
         return Verdict(True, rule)
 
     def _multiset_equal(self, ps: list[str], gs: list[str]) -> Verdict:
-        """Each gold element matched to a distinct prediction element (greedy; answers are small)."""
+        """Each gold element matched to a distinct prediction element (greedy; answers are small).
+        In the default profile a repeated element counts once, as in a set."""
+        if self.order_from_gold and any(st.outer_brackets(x) for x in ps):
+            ps, gs = list(dict.fromkeys(ps)), list(dict.fromkeys(gs))   # a solution listed twice
+            if len(ps) != len(gs):
+                return Verdict(False, "tuple")
         left = list(ps)
         timed_out = False
         for b in gs:
@@ -314,10 +338,17 @@ class _Grader:
                     break
             else:
                 return Verdict(False, "tuple", timed_out)
+        if left and self.order_from_gold:
+            return Verdict(False, "tuple")           # extra elements
         return Verdict(True, "tuple")
 
 
+_BRANCHED = re.compile(r"\\sqrt|\^\{?[^{}]*[./]|\|")
 _DECIMAL_LITERAL = re.compile(r"-?\d*\.(\d+)")
+
+
+def _vector_shape(m: list[list[str]]) -> bool:
+    return len(m) == 1 or all(len(r) == 1 for r in m)
 
 
 def _rounds_to(decimal: str, exact: ln.Compiled) -> bool:

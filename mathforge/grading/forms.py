@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 from mathforge.grading import latex_numeric as ln
 from mathforge.grading.extract import matching_brace
@@ -23,7 +24,7 @@ _WRAPPERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 _WHOLE_COMMANDS = ("\\boxed", "\\fbox", "\\displaystyle", "\\mathrm", "\\textbf", "\\mathbf", "\\text")
 _SPACES = re.compile(r"(?<!\\)\\[,;:! ]|\\q?quad\b|~|\\displaystyle")
 _REPLACE = (
-    ("\\$", ""),
+    ("\\$", ""), (",\\!", ","), ("\\textnormal", "\\text"), ("\\textrm", "\\text"), (" pct", "%"), ("{,}", ","), (">=", "\\ge "), ("<=", "\\le "), ("!=", "\\ne "),
     ("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\leqslant", "\\le"), ("\\geqslant", "\\ge"),
     ("\\leq", "\\le"), ("\\geq", "\\ge"), ("\\neq", "\\ne"), ("\\lt", "<"), ("\\gt", ">"),
     ("≤", "\\le "), ("≥", "\\ge "), ("≠", "\\ne "), ("−", "-"), ("∞", "\\infty "),
@@ -34,7 +35,7 @@ _REPLACE = (
 )
 # `6 \text{ and } 8`, `x=1 or x=2`: words that join items of a list.
 _JOINERS = re.compile(r"\s*(?:\\text\{\s*(?:and|or)\s*\}|,?\s+(?:and|or)\s+)\s*")
-_DECIMAL_COMMA = re.compile(r"-?\d+,(?:\d{1,2}|\d{4,})")
+_DECIMAL_COMMA = re.compile(r"-?(?:\d+,(?:\d{1,2}|\d{4,})|0,\d+)")
 _MIXED = re.compile(r"(-?)(\d+)\s+(\d+)/(\d+)")
 _MIXED_TEX = re.compile(r"(-?)(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}")
 _SPACED_THOUSANDS = re.compile(r"-?\d{1,3}(?: \d{3})+(?:\.\d+)?")
@@ -48,7 +49,8 @@ _TRIG = re.compile(r"\\(?:sin|cos|tan|sec|csc|cot)\b")
 _VAR = r"(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?'*"
 _LABEL = re.compile(
     rf"{_VAR}|[a-zA-Z]+(?:\^\{{?-1\}}?)?\((?:[^()]*)\)|\(\s*{_VAR}(?:\s*,\s*{_VAR})+\s*\)"
-    r"|[A-Z](?:\s*:\s*[A-Z])+|\\text\{[^{}]*\}"
+    r"|[A-Z](?:\s*:\s*[A-Z])+|\\text\{[^{}]*\}|[A-Z]{2,3}|(?:m\s*)?\\angle\s*[A-Z]{1,3}"
+    r"|\\overline\{[A-Z]{2}\}|\|[A-Z]{2}\|"
 )
 _FUNCTION_LABEL = re.compile(r"y|[a-zA-Z]+(?:\^\{?-1\}?)?\([^()]*\)")
 _PERCENT_QUESTION = re.compile(r"percent|%|percentage", re.IGNORECASE)
@@ -73,15 +75,114 @@ def _strip_whole(s: str) -> str:
     return s
 
 
+_PROSE_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{4,}")
+_COMMANDS_AND_TEXT = re.compile(r"\\(?:text|mbox|mathrm|textbf|begin|end)\{[^{}]*\}|\\[a-zA-Z]+")
+_DOUBLE_BACKSLASH_CMD = re.compile(r"\\\\(?=[a-zA-Z])")
+_OR_GLUED = re.compile(r"\)\s*or\s*\(")
+
+
+_MATH_SPAN = re.compile(r"\$\$[^$]*\$\$|\$[^$]*\$|\\\((?:[^\\]|\\[^)])*\\\)|\\\[(?:[^\\]|\\[^\]])*\\\]")
+_WORD3 = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
+_NOT_PROSE = {"and", "or", "pct", "sqrt", "sin", "cos", "tan", "log", "exp", "frac", "infty", "inf", "cot",
+              "sec", "csc", "arcsin", "arccos", "arctan"}
+_NUMBER_TOKEN = re.compile(r"-?\d+(?:[.,]\d+)*")
+_CONNECTOR = re.compile(r"^(?:[\s,;$]|\\[][()]|\\q?quad|\\text\{[^{}]*\}|and|or|[a-zA-Z](?:_\{?\w+\}?)?\s*=)*$")
+
+
+def is_response(s: str) -> bool:
+    """Prose or boxed text (a model's response, a worked solution) rather than a bare answer."""
+    if "\\boxed" in s or "\\fbox" in s or "\n" in s.strip():
+        return True
+    outside = _COMMANDS_AND_TEXT.sub(" ", _MATH_SPAN.sub(" ", s))
+    words = [w for w in _WORD3.findall(outside)
+             if w.lower() not in _NOT_PROSE and w.lower() not in UNIT_WORDS]
+    if not words or " " not in s.strip():
+        return False
+    return len(words) >= 2 or outside.strip() != s.strip() or any(c.isdigit() for c in outside)
+
+
+def _last_math(text: str) -> str | None:
+    """The last `$…$`-style span or number of a sentence, whichever comes later."""
+    span = num = None
+    for span in _MATH_SPAN.finditer(text):  # noqa: B007 - the last match is wanted
+        pass
+    for num in _NUMBER_TOKEN.finditer(text):  # noqa: B007
+        pass
+    if span is None and num is None:
+        return None
+    if span is not None and (num is None or span.start() >= num.start() or num.start() < span.end()):
+        return _strip_whole(span.group())
+    return num.group()
+
+
+def all_boxed(text: str) -> tuple[list[str], list[str]]:
+    """Contents of every balanced `\\boxed{…}` / `\\fbox{…}` in order, and the text between them."""
+    out, gaps, pos = [], [], 0
+    while len(out) < 64:
+        hits = [(i, c) for c in ("\\boxed{", "\\fbox{") if (i := text.find(c, pos)) >= 0]
+        if not hits:
+            break
+        i, cmd = min(hits)
+        end = matching_brace(text, i + len(cmd) - 1)
+        if end < 0:
+            break
+        if out:
+            gaps.append(text[pos:i])
+        out.append(text[i + len(cmd):end].strip())
+        pos = end + 1
+    return out, gaps
+
+
+def answers_of(text: str) -> list[str]:
+    """The candidate final answers in a response: every box joined (`\\boxed{1}\\boxed{2}` is
+    `1, 2`), then what `extract_answer` finds; the text itself if neither finds anything."""
+    from mathforge.grading.extract import extract_answer
+
+    out = []
+    boxes, gaps = all_boxed(text)
+    if len(boxes) > 1 and all(_CONNECTOR.match(gap) or len(gap.split()) <= 4 for gap in gaps):
+        out.append(", ".join(boxes))          # `\\boxed{(2,2)} and \\boxed{(6,2)}`: one answer
+    found = extract_answer(text, style="auto")
+    if found:
+        out.append(found)
+        if is_response(found):               # "The largest $n$ is 34"
+            last = _last_math(found)
+            if last:
+                out.append(last)
+    return list(dict.fromkeys(out)) or [text]
+
+
+def _semicolons(s: str) -> str:
+    """`-12;-11` -> `-12,-11`; `p=5,q=2;p=7,q=2` -> `(5,2),(7,2)`; `(0;0;0)` -> `(0,0,0)`."""
+    groups = split_top_level(s, ";")
+    if len(groups) == 1:
+        return s.replace(";", ",")
+    out = []
+    for grp in groups:
+        parts = [x.strip() for x in split_top_level(grp, ",")]
+        if len(parts) > 1:
+            vals = [p.split("=", 1)[1].strip() if "=" in p else p for p in parts]
+            out.append("(" + ",".join(vals) + ")")
+        else:
+            out.append(grp.strip().replace(";", ","))
+    return ",".join(out)
+
+
 def clean(s: str) -> str:
     """Remove what never carries meaning; keep labels, percent signs, brackets and set braces."""
     s = _strip_whole(str(s))
+    if "\\\\" in s and "\\begin" not in s:
+        s = _DOUBLE_BACKSLASH_CMD.sub(r"\\", s)          # `\\le` written with an escaped backslash
     for old, new in _REPLACE:
         if old in s:
             s = s.replace(old, new)
     s = _SPACES.sub(" ", s)
     if "\\boxed" in s or "$" in s:
         s = _strip_whole(s.replace("$", ""))
+    if ";" in s:
+        s = _semicolons(s)
+    if ")or(" in s.replace(" ", ""):
+        s = _OR_GLUED.sub("),(", s)
     if (" and " in s or " or " in s or "\\text" in s) and any(c.isdigit() or c == "\\" for c in s):
         s = _JOINERS.sub(", ", s)
     if "\\circ" in s:
@@ -91,13 +192,37 @@ def clean(s: str) -> str:
         s = _EXP_SPACE_DIGIT.sub(r"\1\\cdot ", s)           # `2^6 3^5` is a product
     if _SPACED_THOUSANDS.fullmatch(s):
         s = s.replace(" ", "")
+    if "\\overline" in s:
+        s = repeating_decimal(s)
+    for ch, frac in _UNICODE_FRACTIONS.items():
+        if ch in s:
+            s = s.replace(ch, frac)
     m = _GLUED_UNIT.fullmatch(s) if any(c.isalpha() for c in s) else None
     if m:
         s = m.group(1)                                   # `5cm`, `5\text{ cm}^2`
     m = _MIXED.fullmatch(s) or _MIXED_TEX.fullmatch(s)
     if m:
         s = f"{m.group(1)}({m.group(2)}+\\frac{{{m.group(3)}}}{{{m.group(4)}}})"
-    return s.strip().rstrip(".").strip()
+    s = s.strip().rstrip(".").strip()
+    if len(s) > 1 and s[0] == "{" and matching_brace(s, 0) == len(s) - 1:
+        s = s[1:-1].strip()                             # a LaTeX group, not a set (that is `\\{`)
+    return s
+
+
+_REPEATING = re.compile(r"(-?)(\d*)\.(\d*)\\overline\{(\d+)\}")
+_UNICODE_FRACTIONS = {"½": "\\frac{1}{2}", "⅓": "\\frac{1}{3}", "⅔": "\\frac{2}{3}", "¼": "\\frac{1}{4}",
+                      "¾": "\\frac{3}{4}", "⅕": "\\frac{1}{5}", "⅛": "\\frac{1}{8}"}
+
+
+def repeating_decimal(s: str) -> str:
+    """`0.\\overline{3}` -> `\\frac{1}{3}`, `1.2\\overline{36}` -> its exact fraction."""
+    m = _REPEATING.fullmatch(s)
+    if m is None:
+        return s
+    sign, whole, fixed, rep = m.groups()
+    value = Fraction(int(whole or 0)) + Fraction(int(fixed or 0), 10 ** len(fixed)) + \
+        Fraction(int(rep), (10 ** len(rep) - 1) * 10 ** len(fixed))
+    return f"{sign}\\frac{{{value.numerator}}}{{{value.denominator}}}"
 
 
 def decimal_comma(s: str) -> str | None:
@@ -106,11 +231,19 @@ def decimal_comma(s: str) -> str | None:
 
 
 def has_percent(s: str) -> bool:
-    return "%" in s or "percent" in s
+    return "%" in s or "percent" in s or " pct" in s
+
+
+_SENTENCES = re.compile(r"[^.?!]+[.?!]?")
 
 
 def asks_percent(question: str | None) -> bool:
-    return bool(question) and _PERCENT_QUESTION.search(question) is not None
+    """Whether the question's last sentence (the ask) mentions a percent: "What percent of ...?"
+    asks for one; "... after a 20% discount. What was the price?" does not."""
+    if not question:
+        return False
+    sentences = [x for x in _SENTENCES.findall(question[-2000:]) if x.strip()]
+    return bool(sentences) and _PERCENT_QUESTION.search(sentences[-1]) is not None
 
 
 def items(s: str) -> list[str]:
@@ -125,11 +258,17 @@ class Item:
     label: str | None
     value: str
     equation: bool = False      # `2x+3y=6`: compared as an equation, not as label and value
+    expr: bool = False          # the label is an expression (`x+y=5`): an equation too, or a value
 
 
 def _is_constant(s: str) -> bool:
     c = ln.try_compile(s)
     return c is not None and not c.variables
+
+
+_SUBSCRIPT = re.compile(r"_\{[^{}]*\}|_\w")
+_DIGIT_OUTSIDE_SUBSCRIPT = re.compile(r"\d")
+_RATIO = re.compile(r"\d+(?:\.\d+)?(?::\d+(?:\.\d+)?)+")
 
 
 def _has_variables(s: str) -> bool:
@@ -145,13 +284,31 @@ def read_item(s: str) -> Item:
     head, last = sides[0], sides[-1]
     if _LABEL.fullmatch(head):
         return Item(_norm_label(head), last)
+    if not _DIGIT_OUTSIDE_SUBSCRIPT.search(_SUBSCRIPT.sub("", head)) and \
+            (_is_constant(last) or _RATIO.fullmatch(last.replace(" ", ""))):
+        return Item(head, last, equation=True, expr=True)   # `\frac{NO}{BO}=\frac{1}{\sqrt6}`
     if len(sides) > 2 or (_is_constant(head) and not _has_variables(last)):
         return Item(None, last)                      # a chain: the last side is the answer
     return Item(None, f"{head}={last}", equation=True)
 
 
+def expand_labels(its: list[Item]) -> list[Item]:
+    """`(p,q)=(3,2)` -> `p=3, q=2`, so tuple labels bind element by element."""
+    out = []
+    for it in its:
+        if it.label and it.label.startswith("(") and not it.equation:
+            names = split_top_level(it.label[1:-1], ",")
+            br = outer_brackets(it.value)
+            values = split_top_level(it.value[1:-1], ",") if br else []
+            if br and len(values) == len(names):
+                out.extend(Item(n.strip(), v.strip()) for n, v in zip(names, values, strict=True))
+                continue
+        out.append(it)
+    return out
+
+
 def _norm_label(label: str) -> str:
-    label = label.replace(" ", "")
+    label = label.replace(" ", "").replace("{", "").replace("}", "")
     if label.startswith("\\text{"):
         label = label[6:-1].strip().lower()
     return label

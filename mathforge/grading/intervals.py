@@ -114,9 +114,14 @@ def _preimage(u_set: list[Interval], slope: float, intercept: float, absolute: b
     return _merge(out)
 
 
+_NAME = re.compile(r"[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]+\([a-z]\)")
+
+
 def _side(expr: str) -> tuple[str, float, float, bool] | None:
     """(variable, slope, intercept, inside |…|) for `g` or `|g|` with g linear in one variable."""
     e = expr.strip()
+    if _NAME.fullmatch(e.replace(" ", "")):
+        return e.replace(" ", ""), 1.0, 0.0, False          # `x`, `a_1`, `f(x)`
     absolute = len(e) > 2 and e[0] == "|" and e[-1] == "|" and e.count("|") == 2
     lin = _linear(e[1:-1] if absolute else e)
     return None if lin is None else (*lin, absolute)
@@ -191,7 +196,7 @@ def same_set(a: list[Interval], b: list[Interval], strict: bool) -> bool:
             if math.isinf(x) or math.isinf(y):
                 if x != y:
                     return False
-            elif abs(x - y) > 1e-6 * max(1.0, abs(x), abs(y)):
+            elif abs(x - y) > 1e-4 * max(abs(x), abs(y)) and abs(x - y) > 1e-12:   # scalar policy
                 return False
         if strict and (alc, ahc) != (blc, bhc):
             return False

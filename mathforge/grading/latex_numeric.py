@@ -284,6 +284,16 @@ class _Parser:
         func = _FUNCS.get(name)
         if func is None:
             raise Unsupported(f"operator {name!r} in operand position")
+        if name == "log" and self.peek() == ("op", "_"):      # \log_2 8: an explicit base
+            self.i += 1
+            tok = self.peek()
+            if tok is not None and tok[0] == "num" and len(tok[1]) > 1 and tok[1].isdigit():
+                self.i += 1       # `\log_28` (spaces already removed): base 2, argument 8
+                b, a = float(tok[1][0]), complex(float(tok[1][1:]))
+                return lambda e: cmath.log(a) / math.log(b)
+            base = self.group()
+            arg, _ = self.atom() if self.peek() is not None and self.peek()[1] in "({[" else self.power()
+            return lambda e: cmath.log(arg(e)) / cmath.log(base(e))
         power: Fn | None = None
         if self.peek() == ("op", "^"):        # \sin^2 x
             self.i += 1
@@ -371,6 +381,19 @@ def numeric_equal(a: Compiled, b: Compiled, *, rel_tol: float = 1e-4,
         if not _close(va, vb, tol, 1e-13):       # the floor only absorbs float round-off
             return False
     return True
+
+
+def equal_at(a: Compiled, b: Compiled, env: dict, tol: float = 1e-6) -> bool | None:
+    """Whether a and b agree at one given point; None when either cannot be evaluated there."""
+    va, vb = _evaluate(a, env), _evaluate(b, env)
+    if va is None or vb is None:
+        return None
+    return _close(va, vb, tol, 1e-13)
+
+
+def mirrored_point(names: list[str]) -> dict:
+    """A point with negative real parts: branch cuts (`\\sqrt{x^2}` vs `x`) show up there."""
+    return {n: -z for n, z in zip(names, _POINTS[0], strict=False)}
 
 
 @lru_cache(maxsize=65536)

@@ -32,6 +32,20 @@ _HAS_EQ = re.compile(r"(?<![<>\\])=")
 
 
 def top(g: _Grader, pred: str, gold: str) -> Verdict:
+    """Grade, reading a response (prose, boxes) on either side down to its final answer first."""
+    golds = forms.answers_of(gold)[:1] if forms.is_response(gold) else [gold]
+    preds = forms.answers_of(pred) if forms.is_response(pred) else [pred]
+    verdict = None
+    for p in preds:
+        for q in golds:
+            v = _top(g, p, q)
+            if v.correct:
+                return v
+            verdict = verdict or v
+    return verdict
+
+
+def _top(g: _Grader, pred: str, gold: str) -> Verdict:
     from mathforge.grading.equivalence import Verdict
 
     p, q = forms.clean(pred), forms.clean(gold)
@@ -45,13 +59,19 @@ def top(g: _Grader, pred: str, gold: str) -> Verdict:
     v = _sets(g, p, q)
     if v is not None:
         return v
+    v = _half_planes(p, q)
+    if v is not None:
+        return v
+    m = _BASE.fullmatch(q.replace(" ", "")) or _BASE.fullmatch(p.replace(" ", ""))
+    if m and m.group(1) in (p.replace(" ", ""), q.replace(" ", "")):
+        return Verdict(True, "string")               # `1011_2` vs `1011`: the base left out
     v = _plus_minus(g, p, q)
     if v is not None:
         return v
     if parse_number(strip_string(q)) is not None:
-        dc = forms.decimal_comma(p)
-        if dc is not None:
-            p = dc
+        p = forms.decimal_comma(p) or p
+    if parse_number(strip_string(p)) is not None:
+        q = forms.decimal_comma(q) or q
     return leaves(g, p, q)
 
 
@@ -83,16 +103,19 @@ def _labelled(g: _Grader, p: str, q: str) -> Verdict | None:
     if any(x.equation for x in pi) or any(x.equation for x in qi):
         return _equations(g, pi, qi)
     if len(pi) != len(qi):
+        if len(pi) == 1 and pi[0].label is None and all(x.label for x in qi):
+            return compare(g, p, "(" + ", ".join(x.value for x in qi) + ")")   # `(1,2,3)` vs `a=1,b=2,c=3`
         if len(qi) == 1 and qi[0].label is not None and len(pi) > 1 and all(x.label is None for x in pi):
             return compare(g, p, qi[0].value)       # `x=1,2` style gold against a bare list
         if len(pi) == 1 and pi[0].label is not None and len(qi) > 1 and all(x.label is None for x in qi):
             return compare(g, pi[0].value, q)
         return Verdict(False, "label")
-    labels_p = [x.label for x in pi]
-    labels_q = [x.label for x in qi]
-    if all(labels_p) and all(labels_q) and sorted(labels_p) == sorted(labels_q) and len(pi) > 1:
-        by_label = {x.label: x.value for x in pi}
-        return _all(g, [by_label[x.label] for x in qi], [x.value for x in qi], "label")
+    if all(x.label for x in pi) and all(x.label for x in qi):
+        ep, eq = forms.expand_labels(pi), forms.expand_labels(qi)
+        labels_p, labels_q = [x.label for x in ep], [x.label for x in eq]
+        if len(set(labels_q)) == len(labels_q) > 1 and sorted(labels_p) == sorted(labels_q):
+            by_label = {x.label: x.value for x in ep}           # bound: compare label by label
+            return _all(g, [by_label[x.label] for x in eq], [x.value for x in eq], "label")
     for a, b in zip(pi, qi, strict=True):
         if a.label and b.label and a.label != b.label and g.bind_labels and \
                 not (forms.function_label(a.label) and forms.function_label(b.label)):
@@ -100,7 +123,12 @@ def _labelled(g: _Grader, p: str, q: str) -> Verdict | None:
     if len(pi) == 1:
         v = compare(g, pi[0].value, qi[0].value)
         return Verdict(v.correct, "label" if v.correct else v.rule, v.timed_out)
-    return _all(g, [x.value for x in pi], [x.value for x in qi], "label")
+    labels_q = [x.label for x in qi]
+    if all(labels_q) and len(set(labels_q)) == len(labels_q):    # distinct gold labels: in order
+        return _all(g, [x.value for x in pi], [x.value for x in qi], "label")
+    # Unbound values (a label on one side only, or repeated labels): a list of the gold's type.
+    v = compare(g, ", ".join(x.value for x in pi), ", ".join(x.value for x in qi))
+    return Verdict(v.correct, "label" if v.correct else v.rule, v.timed_out)
 
 
 def _all(g: _Grader, ps: list[str], qs: list[str], rule: str) -> Verdict:
@@ -114,6 +142,8 @@ def _all(g: _Grader, ps: list[str], qs: list[str], rule: str) -> Verdict:
 
 
 def _equation_text(x: forms.Item) -> str:
+    if x.expr:
+        return f"{x.label}={x.value}"
     return x.value if x.equation else (f"{x.label}={x.value}" if x.label else x.value)
 
 
@@ -124,6 +154,11 @@ def _equations(g: _Grader, pi: list[forms.Item], qi: list[forms.Item]) -> Verdic
     if len(pi) != len(qi):
         return Verdict(False, "equation")
     for a, b in zip(pi, qi, strict=True):
+        if (a.expr and b.label is None and not b.equation) or (b.expr and a.label is None and not a.equation):
+            v = compare(g, a.value, b.value)          # `V_1:V_2=11:21` against `11:21`
+            if not v.correct:
+                return Verdict(False, "equation", v.timed_out)
+            continue
         ea, eb = _equation_text(a), _equation_text(b)
         if "=" not in ea or "=" not in eb:
             return Verdict(False, "equation")
@@ -139,6 +174,49 @@ def _equations(g: _Grader, pi: list[forms.Item], qi: list[forms.Item]) -> Verdic
         if not same:
             return Verdict(False, "equation")
     return Verdict(True, "equation")
+
+
+_BASE = re.compile(r"(\w+)_\{?(\d+)\}?")
+_INEQ = re.compile(r"\\le|\\ge|<|>")
+_SIGN = {"<": 1, "\\le": 1, ">": -1, "\\ge": -1}
+
+
+def _half_planes(p: str, q: str) -> Verdict | None:
+    """`y \\le 2x+1` vs `2x-y \\ge -1`: one inequality each, `lhs - rhs` proportional with a
+    positive factor once both are written as `… < 0` (or `… \\le 0`)."""
+    from mathforge.grading.equivalence import Verdict
+
+    forms_ = []
+    for s in (p, q):
+        ops = _INEQ.findall(s)
+        if len(ops) != 1:
+            return None
+        lhs, rhs = _INEQ.split(s)
+        forms_.append((f"({lhs})-({rhs})" if _SIGN[ops[0]] > 0 else f"({rhs})-({lhs})",
+                       ops[0] in ("<", ">")))
+    (dp, sp), (dq, sq) = forms_
+    if sp != sq:
+        return Verdict(False, "relation")
+    ratio = _ratio(strip_string(dp, skip_unit=True), strip_string(dq, skip_unit=True))
+    return None if ratio is None else Verdict(ratio > 0, "relation")
+
+
+def _ratio(a: str, b: str) -> float | None:
+    """The constant real k with a = k*b at three random points, or None."""
+    ca, cb = ln.try_compile(a), ln.try_compile(b)
+    if ca is None or cb is None or ca.variables != cb.variables or not ca.variables:
+        return None
+    names = sorted(ca.variables)
+    ks = []
+    for k in range(3):
+        env = dict(zip(names, ln._POINTS[k], strict=False))
+        va, vb = ln._evaluate(ca, env), ln._evaluate(cb, env)
+        if va is None or vb is None or abs(vb) < 1e-12:
+            return None
+        ks.append(va / vb)
+    if any(abs(x - ks[0]) > 1e-6 * abs(ks[0]) for x in ks) or abs(ks[0].imag) > 1e-9 * abs(ks[0]):
+        return 0.0
+    return ks[0].real
 
 
 def _proportional(a: str, b: str) -> bool | None:
