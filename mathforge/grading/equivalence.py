@@ -78,14 +78,29 @@ class _Grader:
             return self._harness_top(p0, g0)
         if len(p0) > 20 * MAX_SYMBOLIC_LEN or len(g0) > 20 * MAX_SYMBOLIC_LEN:
             return Verdict(False, "none")
-        gold_letter = st.choice_letter(g0) if len(g0) <= 12 else None
-        if gold_letter is not None and len(g0.strip("()$ ")) == 1:
-            letter = st.choice_letter(p0) if len(p0) <= 200 else None
-            if letter is not None:
-                return Verdict(letter == gold_letter, "string")
+        v = self._choice(p0, g0)
+        if v is not None:
+            return v
         self.marks = (forms.has_percent(p0), forms.has_percent(g0))
         p0 = self._drop_unit(p0)
         return structured.top(self, p0, g0)
+
+    def _choice(self, p0: str, g0: str) -> Verdict | None:
+        """Multiple choice: a one-letter gold against a letter, a labelled option (`(D) Alina`) or
+        a response whose choice the extractor finds; a labelled-option gold against a letter."""
+        gold_letter = st.choice_letter(g0) if len(g0) <= 60 else None
+        if gold_letter is None:
+            return None
+        pred_letter = st.choice_letter(p0) if len(p0) <= 200 else None
+        if len(g0.strip("()$ ")) == 1:
+            if pred_letter is None and forms.is_response(p0):
+                from mathforge.grading.extract import extract_answer
+
+                pred_letter = extract_answer(p0, style="choice")
+            return None if pred_letter is None else Verdict(pred_letter == gold_letter, "string")
+        if len(p0.strip("()$ ")) == 1 and pred_letter is not None and _OPTION.fullmatch(g0.strip()):
+            return Verdict(pred_letter == gold_letter, "string")     # gold `(D) Alina`, pred `D`
+        return None
 
     def _math_verify(self, pred: str, gold: str) -> Verdict:
         from mathforge.grading import worker
@@ -343,6 +358,7 @@ class _Grader:
         return Verdict(True, "tuple")
 
 
+_OPTION = re.compile(r"\(?[A-E][).:]?\s+[A-Z][a-z]+.*")
 _BRANCHED = re.compile(r"\\sqrt|\^\{?[^{}]*[./]|\|")
 _DECIMAL_LITERAL = re.compile(r"-?\d*\.(\d+)")
 

@@ -204,6 +204,8 @@ def clean(s: str) -> str:
     if m:
         s = f"{m.group(1)}({m.group(2)}+\\frac{{{m.group(3)}}}{{{m.group(4)}}})"
     s = s.strip().rstrip(".").strip()
+    if s.endswith("\\") and not s.endswith("\\\\"):
+        s = s[:-1].strip()                               # `185\\`: a stray backslash
     if len(s) > 1 and s[0] == "{" and matching_brace(s, 0) == len(s) - 1:
         s = s[1:-1].strip()                             # a LaTeX group, not a set (that is `\\{`)
     return s
