@@ -31,7 +31,8 @@ from mathforge.infer.tools import Trace, generate_traces
 
 OUTPUTS, METRICS, MANIFEST = "outputs.jsonl", "metrics.json", "manifest.json"
 # Config keys that may change between a run and its resumption without changing any generation:
-# a change of grading settings re-grades the stored records at `finalize` (their grade keys differ).
+# another profile re-grades the stored records at `finalize` (their grade keys differ); another
+# grade timeout applies to what is graded from then on, recorded timeouts included.
 VOLATILE_KEYS = {"out_dir", "batch_size", "workers", "profile", "grade_timeout"}
 # Choices this harness makes where the originals are silent or differ; recorded in every manifest.
 NOTES = [
@@ -323,7 +324,7 @@ def finalize(out: Path, cfg: EvalConfig, pool: GradePool | None = None) -> dict:
 
 def regrade(path: Path, cfg: EvalConfig, pool: GradePool) -> tuple[list[dict], dict]:
     """Grade again every record whose grade key is not the current one (another grader version,
-    profile, timeout or gold) and every recorded timeout (once per call); the file is rewritten
+    profile, gold or response) and every recorded timeout (once per call); the file is rewritten
     atomically. Returns the records and `{"regraded_stale": n, "timeouts_retried": m}`."""
     from mathforge.data import load_benchmark
 
