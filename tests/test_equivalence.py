@@ -149,3 +149,61 @@ def test_fast_layer_matches_sympy_on_real_math_golds():
             assert fast == symbolic.symbolic_equal(g, other), (g, other)
             checked += 1
     assert checked >= 50
+
+
+CLASSES = Path(__file__).parent / "grading_tables" / "classes.tsv"
+
+
+def _class_rows():
+    rows = []
+    for lineno, line in enumerate(CLASSES.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) not in (5, 6) or fields[2] not in ("0", "1"):
+            raise ValueError(f"{CLASSES}:{lineno}: expected 5 or 6 tab-separated fields with verdict 0/1")
+        question = fields[5] if len(fields) == 6 else None
+        rows.append(pytest.param(fields[0], fields[1], fields[2] == "1", question,
+                                 id=f"{lineno}-{fields[3]}-{fields[4]}"))
+    return rows
+
+
+@pytest.mark.parametrize("gold,pred,expected,question", _class_rows())
+def test_issue7_classes_default_profile(gold, pred, expected, question):
+    verdict = grade(pred=pred, gold=gold, timeout=20.0, question=question)
+    assert not verdict.timed_out, verdict
+    assert verdict.correct is expected, f"{pred!r} vs gold {gold!r}: {verdict}"
+
+
+def test_harness_profile_keeps_the_inherited_leniency():
+    assert is_equivalent(pred="1800", gold="18", profile="harness")
+    assert is_equivalent(pred="(1,2]", gold="[1,2)", profile="harness")
+    assert not is_equivalent(pred="1800", gold="18")
+    assert not is_equivalent(pred="(1,2]", gold="[1,2)")
+
+
+def test_math_verify_profile_is_math_verify():
+    from math_verify import parse, verify
+
+    for pred, gold in [("0.5", "\\frac12"), ("(1,2]", "[1,2)"), ("x=3", "3"), ("1800", "18")]:
+        expected = bool(verify(parse(f"${gold}$"), parse(f"${pred}$")))
+        assert grade(pred=pred, gold=gold, profile="math-verify", timeout=30).correct is expected
+
+
+def test_unknown_profile_is_named():
+    with pytest.raises(ValueError, match="known:"):
+        grade(pred="1", gold="1", profile="lenientt")
+
+
+def test_no_false_positive_on_the_bench_classes_corpus():
+    """bench/data/classes.tsv (hand-labelled): every row the default profile accepts is right."""
+    corpus = Path(__file__).parents[1] / "bench" / "data" / "classes.tsv"
+    wrong_accepts = []
+    for line in corpus.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        f = line.split("\t")
+        question = f[5] if len(f) > 5 and f[5] else None
+        if f[2] == "0" and grade(pred=f[1], gold=f[0], question=question, timeout=20.0).correct:
+            wrong_accepts.append((f[0], f[1]))
+    assert not wrong_accepts
