@@ -14,8 +14,8 @@ answer into a letter. The first rule that finds a letter A-E wins:
 3. A response that opens with a letter: "A. Because B is wrong", "B) 24", "(C)", "**D**", a
    letter alone on the first line; not when that line lists several options ("(A) 12 (B) 16").
 4. A last line that is a letter alone.
-5. H1 fallback: the last standalone capital A-E in the text; with none, the stripped text itself
-   (H1 keeps it; the grader then marks it wrong against a letter gold).
+5. H1 fallback: the last standalone capital A-E in the text. With none, None: H1 kept the
+   text, but it can never equal a letter gold, and None records the extraction failure honestly.
 
 Every rule is a bounded prefix check or one linear regex scan.
 """
@@ -92,7 +92,7 @@ def _leading_letter(text: str) -> str | None:
 
 
 def extract_choice(text: str) -> str | None:
-    """The chosen letter A-E in `text`, or (H1) the stripped text when there is none."""
+    """The chosen letter A-E in `text`, or None when there is none."""
     box, cut_off = _find_box(text)
     if cut_off:
         return None
@@ -113,4 +113,4 @@ def extract_choice(text: str) -> str | None:
     if m:
         return m.group(1).upper()
     last = _last_match(_STANDALONE, stripped)
-    return last.group(1) if last else (stripped or None)
+    return last.group(1) if last else None

@@ -5,8 +5,10 @@ Styles (`extract_answer(text, style=...)`):
 - `auto` (default, lenient; the math-evaluation-harness H2 lineage): the first rule that finds
   something wins: Minerva "final answer is $x$. I hope"; the last `\\boxed{}`/`\\fbox{}` (the
   un-braced `\\boxed 5` too); GSM8K `#### x`; the last answer marker ("the answer is",
-  "final answer is", "Answer:", "**Final Answer:**", a line `A:`); the last LaTeX span
-  (`$…$`, `$$…$$`, `\\(…\\)`, `\\[…\\]`) when no digit follows it; the last number.
+  "final answer is", "Answer:", "**Final Answer:**", a line `A:`; prose of four or more words
+  without a digit after `Answer:` is skipped); the last LaTeX span (`$…$`, `$$…$$`, `\\(…\\)`,
+  `\\[…\\]`) when no digit follows it and it holds a digit or a command, or only punctuation
+  follows it (`Let $x$ be the number.` gives None, `$odd$` gives `odd`); the last number.
 - `boxed` / `math` (strict): only a `\\boxed{}`/`\\fbox{}` counts; "just 42" gives None.
 - `answer` (strict): only an answer marker counts (Minerva sentence, "the answer is", "final
   answer is", an `Answer:` / `Final Answer:` line, markdown bold included); "just 42" gives None.
@@ -20,16 +22,23 @@ Conventions a researcher can rely on:
   complete box stands when the cut-off box had already begun restating it (its partial text
   is a non-empty prefix of the earlier box, spaces ignored), so nothing the model wrote is
   contradicted. "\\boxed{1} ... let me redo: \\boxed{2" gives None.
+- **Several boxes.** The last box wins, except that boxes divided only by separators (`,`,
+  `and`, `\\quad`, `\\text{ and }`, `$`) are one answer written in pieces and are joined with
+  ", " (`$\\boxed{-2}$ and $\\boxed{1}$` gives `-2, 1`). "or" is not a separator: `\\boxed{3} or
+  \\boxed{5}` usually offers alternatives, and the last one stands. LaTeX spans after a marker
+  or at the end are joined the same way (`$1$, $2$ and $3$`).
 - **Wrappers.** An answer written as a LaTeX span after a marker comes back without its
   delimiters (`The answer is $2-2p$.` gives `2-2p`), with a `\\boxed{}` inside it opened and a
   whole-answer `\\text{}` / `\\textbf{}` / `\\mathrm{}` / `\\mbox{}` removed. Box contents are
   returned verbatim (they are what dataset golds are written as).
-- **Numbers in prose.** `1,000` / `12,345` / `1,234,567.5` (groups of exactly three digits)
-  are thousands separators. A single comma between digits followed by 1-2 or 4+ digits is a
-  decimal comma (`the answer is 1,5 kg` gives `1.5 kg`), except inside brackets, where `(3,4)`
-  is a pair; two or more such commas make a list. Inside boxes and LaTeX spans commas are left
-  alone (`\\boxed{1,5}` is usually the list 1, 5). A trailing `\\frac{a}{b}` or `a/b` is read
-  whole by the last-number rule.
+- **Numbers in prose.** `1,000` / `12,345` / `1,234,567.5` (a first group of 1-3 digits not
+  starting with 0, then groups of exactly three digits) are thousands separators. A single
+  comma between digits followed by 1-2 or 4+ digits, or after a lone 0 (`0,111`), is a decimal
+  comma (`the answer is 1,5 kg` gives `1.5 kg`), except inside brackets, where `(3,4)` is a
+  pair; two or more such commas make a list. A text that is only `1 000` is one thousand;
+  digits glued to letters on both sides (`AZYUK2A`) are not a number. Inside boxes and LaTeX
+  spans commas are left alone (`\\boxed{1,5}` is usually the list 1, 5). A trailing
+  `\\frac{a}{b}` or `a/b` is read whole by the last-number rule.
 - Letters are extracted only under `choice`; `auto` never turns a free-form answer into a letter.
 
 Every rule is a `str.find`/`rfind`, a bounded look-back, or a regex without nested quantifiers,
@@ -45,9 +54,14 @@ import re
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 _MAX_BOX_TRIES = 3            # earlier box commands looked at behind a cut-off or non-box one
 _MAX_SPAN_TRIES = 3           # `$` candidates looked at from the end for the last LaTeX span
+_MAX_JOINED = 5               # boxes / spans joined into one answer ("$1$, $2$ and $3$")
+_BOX_GAP = re.compile(
+    r"(?:\s|[,;&~$]|\\[()\[\],;: !]|\\q?quad|\\(?:text|mbox|textrm)\{\s*(?:and|,)?\s*\}|and)*")
+_SPAN_GAP = re.compile(r"\s{0,3}(?:,\s{0,3}(?:and)?|and)?\s{0,3}")
+_SPACE_THOUSANDS = re.compile(r"\s*(-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?)\s*\.?")
 _NUMBER_RUN = re.compile(r"-?\.?\d[\d.,]*")     # starts at a digit: no backtracking, linear
 _SIMPLE_NUMBER = re.compile(r"-?\d*\.?\d+")
-_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
 _TRAILING_FRACTION = re.compile(
     r"(?:-?\\[dtc]?frac\{-?\d+(?:\.\d+)?\}\{-?\d+(?:\.\d+)?\}|(?<![\d.])-?\d+(?:\.\d+)?/\d+(?:\.\d+)?)\Z")
 _LEADING_DECIMAL_COMMA = re.compile(r"(-?\d+),(\d{1,2}|\d{4,})(?![\d,])")
@@ -98,22 +112,50 @@ _NOT_A_BOX = "not a box"
 _CUT_OFF = "cut off"
 
 
-def _box_at(text: str, pos: int, command: str) -> tuple[str, str]:
-    """(kind, content) of the box command at `pos`: ("box", content), (_CUT_OFF, partial text)
-    for an unclosed brace, or (_NOT_A_BOX, "") for another command such as `\\boxedx`."""
+def _box_at(text: str, pos: int, command: str) -> tuple[str, str, int]:
+    """(kind, content, end) of the box command at `pos`: ("box", content, index after it),
+    (_CUT_OFF, partial text, len) for an unclosed brace, or (_NOT_A_BOX, "", pos) for another
+    command such as `\\boxedx`."""
     k = pos + len(command)
     n = len(text)
     while k < n and text[k] == " ":
         k += 1
     if k < n and text[k] == "{":
         end = matching_brace(text, k)
-        return (_CUT_OFF, text[k + 1:]) if end < 0 else ("box", text[k + 1:end])
+        return (_CUT_OFF, text[k + 1:], n) if end < 0 else ("box", text[k + 1:end], end + 1)
     if k == pos + len(command) or k >= n:   # `\boxedx` is another command; `\boxed` at the end
-        return (_NOT_A_BOX, "") if k < n else (_CUT_OFF, "")
+        return (_NOT_A_BOX, "", pos) if k < n else (_CUT_OFF, "", n)
     stop = k
     while stop < n and text[stop] not in "$ \n":
         stop += 1
-    return "box", text[k:stop]
+    return "box", text[k:stop], stop
+
+
+def _rfind_box(text: str, end: int) -> tuple[int, str]:
+    best, command = -1, ""
+    for cmd in _BOX_COMMANDS:
+        i = text.rfind(cmd, 0, end)
+        if i > best:
+            best, command = i, cmd
+    return best, command
+
+
+def _join_boxes(text: str, pos: int, content: str) -> str:
+    """The last box with the boxes right before it that only separators divide from it
+    (`\\boxed{1}, \\boxed{2}`, `\\boxed{(2,2)} \\quad \\text{and} \\quad \\boxed{(6,2)}`): one
+    answer written as several boxes, joined with ", ". Boxes with words between them are
+    corrections ("\\boxed{3}, then after correcting, \\boxed{4}") and the last one stands."""
+    parts = [content.strip()]
+    for _ in range(_MAX_JOINED - 1):
+        prev, command = _rfind_box(text, pos)
+        if prev < 0:
+            break
+        kind, prev_content, end = _box_at(text, prev, command)
+        if kind != "box" or end > pos or pos - end > 60 or not _BOX_GAP.fullmatch(text, end, pos):
+            break
+        parts.append(prev_content.strip())
+        pos = prev
+    return content if len(parts) == 1 else ", ".join(reversed(parts))
 
 
 def _find_box(text: str) -> tuple[str | None, bool]:
@@ -121,17 +163,13 @@ def _find_box(text: str) -> tuple[str | None, bool]:
     earlier box is restated by it (see the module docstring); then content is None."""
     end, partial = len(text), None
     for _ in range(_MAX_BOX_TRIES):
-        best, command = -1, ""
-        for cmd in _BOX_COMMANDS:
-            i = text.rfind(cmd, 0, end)
-            if i > best:
-                best, command = i, cmd
+        best, command = _rfind_box(text, end)
         if best < 0:
             break
-        kind, content = _box_at(text, best, command)
+        kind, content, _ = _box_at(text, best, command)
         if kind == "box":
             if partial is None:
-                return content, False
+                return _join_boxes(text, best, content), False
             same = "".join(content.split()).startswith(partial)
             return (content, False) if partial and same else (None, True)
         if kind == _CUT_OFF and partial is None:
@@ -155,7 +193,7 @@ def _read_number(run: str, before: str, after: str) -> str | None:
         if _THOUSANDS.fullmatch(run):
             return run.replace(",", "")
         head, _, tail = run.partition(",")
-        decimal = ("," not in tail and "." not in run and len(tail) != 3
+        decimal = ("," not in tail and "." not in run and (len(tail) != 3 or head in ("0", "-0"))
                    and before not in ("(", "[", "{") and after not in (")", "]", "}"))
         if decimal and head.lstrip("-").isdigit() and tail.isdigit():
             return f"{head}.{tail}"
@@ -168,15 +206,24 @@ def _read_number(run: str, before: str, after: str) -> str | None:
 
 def last_number(text: str) -> str | None:
     """H2-5: the last number, reading thousands separators and decimal commas by their shape; a
-    trailing `\\frac{a}{b}` or `a/b` is returned whole."""
-    last = _last_match(_NUMBER_RUN, text)
+    trailing `\\frac{a}{b}` or `a/b` is returned whole; digits glued to letters on both sides
+    (`AZYUK2A`) are not a number; a text that is only `1 000` is one thousand."""
+    whole = _SPACE_THOUSANDS.fullmatch(text)
+    if whole is not None:
+        return whole.group(1).replace(" ", "")
+    last = None
+    for m in _NUMBER_RUN.finditer(text):
+        s, e = m.span()
+        if not (text[s - 1:s].isalpha() and text[e:e + 1].isalpha()):
+            last = m
     if last is None:
         return None
-    s, e = last.span()
+    run = last.group()
+    s, e = last.start(), last.start() + len(run.rstrip(".,"))
     before = text[s - 1] if s > 0 else ""
     after = text[e] if e < len(text) else ""
-    ans = _read_number(last.group(), before, after)
-    if ans is not None and "," not in last.group() and e - s <= 40:
+    ans = _read_number(run, before, after)
+    if ans is not None and "," not in run and e - s <= 40:
         stop = e + 1 if after == "}" else e
         frac = _TRAILING_FRACTION.search(text[max(0, s - 40):stop])
         if frac is not None:
@@ -215,20 +262,20 @@ def _span_at_start(text: str) -> tuple[str, int] | None:
     return content, j + 1
 
 
-def _last_span(text: str) -> tuple[str, int] | None:
-    """(content, end) of the last LaTeX span in `text`, or None. A `$` followed by a digit opens a
-    price, so it never closes a span."""
-    best: tuple[str, int] | None = None
+def _last_span(text: str, limit: int) -> tuple[str, int, int] | None:
+    """(content, start, end) of the last LaTeX span in `text[:limit]`, or None. A `$` followed by a
+    digit opens a price, so it never closes a span."""
+    best: tuple[str, int, int] | None = None
     for opener, closer in (("\\[", "\\]"), ("\\(", "\\)")):
-        j = text.rfind(closer)
-        if j >= 0 and (best is None or j + 2 > best[1]):
+        j = text.rfind(closer, 0, limit)
+        if j >= 0 and (best is None or j + 2 > best[2]):
             i = text.rfind(opener, 0, j)
             if i >= 0:
-                best = (text[i + 2:j], j + 2)
-    end = len(text)
+                best = (text[i + 2:j], i, j + 2)
+    end = limit
     for _ in range(_MAX_SPAN_TRIES):
         j = text.rfind("$", 0, end)
-        if j <= 0 or (best is not None and j + 1 <= best[1]):
+        if j <= 0 or (best is not None and j + 1 <= best[2]):
             break
         end = j
         if text[j - 1] == "\\" or text[j + 1:j + 2].isdigit():
@@ -236,13 +283,30 @@ def _last_span(text: str) -> tuple[str, int] | None:
         if text[j - 1] == "$":               # display `$$…$$`
             i = text.rfind("$$", 0, j - 1)
             if i >= 0:
-                return text[i + 2:j - 1], j + 1
+                return text[i + 2:j - 1], i, j + 1
             break
         i = text.rfind("$", 0, j)
-        if i >= 0 and text[i - 1:i] not in ("\\", "$") and "\n" not in text[i:j]:
-            return text[i + 1:j], j + 1
+        if i >= 0 and text[i - 1:i] not in ("\\", "$") and text.find("\n", i, j) < 0:
+            return text[i + 1:j], i, j + 1
         break
     return best
+
+
+def _last_spans(text: str) -> tuple[list[str], int] | None:
+    """The contents of the last LaTeX span and of the spans right before it that only "," /
+    "and" / "or" divide from it ("$21,16$ or $11$"), in order, and the end of the last one."""
+    span = _last_span(text, len(text))
+    if span is None:
+        return None
+    contents, start, end = [span[0]], span[1], span[2]
+    for _ in range(_MAX_JOINED - 1):
+        prev = _last_span(text, start)
+        if prev is None or prev[2] > start or start - prev[2] > 12 \
+                or not _SPAN_GAP.fullmatch(text, prev[2], start):
+            break
+        contents.append(prev[0])
+        start = prev[1]
+    return contents[::-1], end
 
 
 def _strip_wrapper(s: str) -> str:
@@ -376,13 +440,14 @@ def _auto(text: str) -> str | None:
     ans = _clean(_marked(text, a_line=True))
     if ans is not None and not _is_prose(ans):
         return ans
-    span = _last_span(text)
-    if span is not None and _DIGIT.search(text, span[1]) is None:
-        content = span[0]
-        if _DIGIT.search(content) or "\\" in content:
-            ans = _clean(_unwrap(content))
-            if ans is not None:
-                return ans
+    spans = _last_spans(text)
+    if spans is not None and _DIGIT.search(text, spans[1]) is None:
+        contents, end = spans
+        mathy = any(_DIGIT.search(c) or "\\" in c for c in contents)
+        if mathy or not text[end:].strip(" \t\n.,;:!"):
+            parts = [_clean(_unwrap(c)) for c in contents]
+            if all(parts):
+                return ", ".join(parts)   # type: ignore[arg-type]
     return last_number(text)
 
 
