@@ -222,7 +222,8 @@ def test_timeout_is_its_own_verdict_retried_and_regraded(tmp_path):
 
 # Pairs the fast numeric layer leaves to the SymPy worker (checked below, so the load test means
 # what it says): a cold worker's start-up used to be charged to exactly these comparisons.
-SYMPY_PAIRS = [("\\sin 2x", "2\\sin x\\cos x"), ("\\cos 2x", "1-2\\sin^2 x")]
+SYMPY_PAIRS = [("\\sin 2x", "2\\sin x\\cos x"), ("\\cos 2x", "1-2\\sin^2 x"),
+               ("(\\sin 2x, \\cos 2x)", "(2\\sin x\\cos x, 1-2\\sin^2 x)")]
 
 
 def test_sympy_pairs_reach_the_worker(monkeypatch):

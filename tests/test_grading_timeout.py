@@ -135,6 +135,18 @@ def test_worker_start_up_is_not_charged_to_the_comparison():
         pool.close()
 
 
+def test_ensure_started_waits_only_for_a_start_up():
+    slow_start = [sys.executable, "-c",
+                  "import time; time.sleep(1); from mathforge.grading.worker import main; main()"]
+    pool = worker_mod.WorkerPool(size=1, command=slow_start)
+    try:
+        assert pool.ensure_started() > 0.0      # a worker had to be started
+        assert pool.ensure_started() == 0.0     # now one is ready
+        assert pool.call({"a": "x", "b": "x"}, timeout=5.0)["equal"] is True
+    finally:
+        pool.close()
+
+
 def test_a_worker_that_dies_at_start_up_is_a_timeout_not_a_hang():
     pool = worker_mod.WorkerPool(size=1, command=[sys.executable, "-c", "raise SystemExit(3)"])
     try:

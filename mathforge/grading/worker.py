@@ -182,6 +182,17 @@ class WorkerPool:
         finally:
             self._give_back(worker)
 
+    def ensure_started(self) -> float:
+        """Seconds spent starting a worker so that one is ready; 0.0 when one already is, or when
+        all are busy (waiting for a busy worker is the caller's time, not start-up). A caller whose
+        deadline covers several comparisons moves it by this amount."""
+        with self.cond:
+            if self.busy >= self.size or any(w.ready.is_set() and w.alive() for w in self.idle):
+                return 0.0
+        t0 = time.monotonic()
+        self.warm()
+        return time.monotonic() - t0
+
     def close(self) -> None:
         with self.cond:
             self.closed = True
