@@ -49,6 +49,15 @@ def _wrap(s: str) -> str:
     return s if s.lstrip().startswith(_DELIMITED) else f"${s}$"
 
 
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "(version unknown)"
+
+
 def mathforge_verdict(case: corpora.Case, profile: str, end_to_end: bool = False) -> bool:
     pred = extract_answer(case.response or "", style="auto") if end_to_end else case.pred
     if pred is None:
@@ -112,36 +121,52 @@ def run_labelled(name: str, labels: str, cases: list[corpora.Case], profile: str
     return out
 
 
+GRADERS = ("mathforge", "mathforge_no_memo", "math_verify")
+
+
+def timed_rounds(cases: list[corpora.Case], profile: str, rounds: int = 4) -> tuple[dict, dict]:
+    """Verdicts and seconds of the three graders, timed in alternating rounds over chunks of
+    `cases` so that a change of machine load hits all three. `mathforge_no_memo` clears every
+    mathforge cache before each pair; `mathforge` clears them once per chunk."""
+    verdicts: dict[str, list[bool]] = {g: [] for g in GRADERS}
+    seconds: Counter = Counter()
+    size = max(1, -(-len(cases) // rounds))
+    for start in range(0, len(cases), size):
+        chunk = cases[start:start + size]
+        t0 = time.perf_counter()
+        for c in chunk:
+            equivalence.clear_caches()
+            verdicts["mathforge_no_memo"].append(mathforge_verdict(c, profile))
+        seconds["mathforge_no_memo"] += time.perf_counter() - t0
+        equivalence.clear_caches()
+        t0 = time.perf_counter()
+        verdicts["mathforge"] += [mathforge_verdict(c, profile) for c in chunk]
+        seconds["mathforge"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        verdicts["math_verify"] += [math_verify_verdict(c) for c in chunk]
+        seconds["math_verify"] += time.perf_counter() - t0
+    return verdicts, dict(seconds)
+
+
 def run_synthetic(cases: list[corpora.Case], profile: str, show_errors: int) -> dict:
     """The synthetic rewrites: agreement and throughput, as the bench has always reported them."""
-    truth = [c.expected for c in cases]
-    n_pos = sum(truth)
+    n_pos = sum(c.expected for c in cases)
     print(f"\ncorpus synthetic: {len(cases)} pairs ({n_pos} equivalent, {len(cases) - n_pos} wrong)")
     print(f"  labels: {corpora.SYNTHETIC_LABELS}")
     figures: dict = {"pairs": len(cases), "positives": n_pos}
-    for name in ("mathforge", "mathforge_no_memo", "math_verify"):
-        t0 = time.perf_counter()
-        if name == "math_verify":
-            verdicts = [math_verify_verdict(c) for c in cases]
-        else:
-            equivalence.clear_caches()
-            verdicts = []
-            for c in cases:
-                if name == "mathforge_no_memo":
-                    equivalence.clear_caches()
-                verdicts.append(mathforge_verdict(c, profile))
-        seconds = time.perf_counter() - t0
-        s = score(cases, verdicts)
-        rate = len(cases) / seconds
+    verdicts, seconds = timed_rounds(cases, profile)
+    for name in GRADERS:
+        s = score(cases, verdicts[name])
+        rate = len(cases) / seconds[name]
         print(f"  {name:17s} agreement {s['agreement']:.4f}  false positives {s['false_positives']}"
-              f"  false negatives {s['false_negatives']}  {rate:,.0f} pairs/s ({seconds:.2f} s)")
+              f"  false negatives {s['false_negatives']}  {rate:,.0f} pairs/s ({seconds[name]:.2f} s)")
         figures[name] = {"agreement": s["agreement"], "true_positive_rate": round(1 - s["fn_rate"], 4),
                          "false_positive_rate": s["fp_rate"], "false_positives": s["false_positives"],
                          "false_negatives": s["false_negatives"], "pairs_per_s": round(rate, 1),
-                         "seconds": round(seconds, 3)}
-        if name == "mathforge" and show_errors:
-            for c in [c for c, v in zip(cases, verdicts, strict=True) if v != c.expected][:show_errors]:
-                print(f"    MISS truth={c.expected} gold={c.gold!r} pred={c.pred!r}")
+                         "seconds": round(seconds[name], 3)}
+    if show_errors:
+        for c in [c for c, v in zip(cases, verdicts["mathforge"], strict=True) if v != c.expected][:show_errors]:
+            print(f"    MISS truth={c.expected} gold={c.gold!r} pred={c.pred!r}")
     figures["speed_ratio"] = round(figures["mathforge"]["pairs_per_s"] / figures["math_verify"]["pairs_per_s"], 1)
     figures["speed_ratio_no_memo"] = round(figures["mathforge_no_memo"]["pairs_per_s"]
                                            / figures["math_verify"]["pairs_per_s"], 1)
@@ -149,7 +174,7 @@ def run_synthetic(cases: list[corpora.Case], profile: str, show_errors: int) -> 
     return figures
 
 
-def run_mixed(cases: list[corpora.Case], parts: list[tuple[str, int]], profile: str, rounds: int = 4) -> dict:
+def run_mixed(cases: list[corpora.Case], parts: list[tuple[str, int]], profile: str) -> dict:
     """Throughput of both graders on the mixed corpus, timed in alternating rounds."""
     kinds = Counter(corpora.gold_kind(c.gold) for c in cases)
     print(f"\ncorpus mixed (speed): {len(cases)} pairs")
@@ -157,24 +182,7 @@ def run_mixed(cases: list[corpora.Case], parts: list[tuple[str, int]], profile: 
         print(f"  {n:6d}  {label}")
     print("  by gold kind: " + ", ".join(f"{k} {kinds[k]} ({kinds[k] / len(cases):.0%})"
                                          for k in ("numeral", "latex_number", "symbolic")))
-    seconds = Counter()
-    size = -(-len(cases) // rounds)
-    for r in range(rounds):
-        chunk = cases[r * size:(r + 1) * size]
-        t0 = time.perf_counter()
-        for c in chunk:
-            equivalence.clear_caches()
-            mathforge_verdict(c, profile)
-        seconds["mathforge_no_memo"] += time.perf_counter() - t0
-        equivalence.clear_caches()
-        t0 = time.perf_counter()
-        for c in chunk:
-            mathforge_verdict(c, profile)
-        seconds["mathforge"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for c in chunk:
-            math_verify_verdict(c)
-        seconds["math_verify"] += time.perf_counter() - t0
+    _, seconds = timed_rounds(cases, profile)
     rates = {k: len(cases) / v for k, v in seconds.items()}
     for k in ("mathforge_no_memo", "mathforge", "math_verify"):
         print(f"  {k:17s} {rates[k]:9,.0f} pairs/s ({seconds[k]:.2f} s)")
@@ -200,13 +208,21 @@ def main(argv: list[str] | None = None) -> int:
 
     t_start = time.perf_counter()
     worker.get_pool().warm()                 # worker start-up is not charged to any corpus
-    figures: dict = {"profile": args.profile}
+    figures: dict = {"profile": args.profile, "grader_version": equivalence.GRADER_VERSION}
+    print(f"mathforge {equivalence.GRADER_VERSION}, profile {args.profile!r}; Math-Verify "
+          f"{_version('math-verify')}")
 
     def want(name: str) -> bool:
         return args.corpus in ("all", name)
 
     classes = corpora.load_classes()
     real = corpora.load_real()
+    synthetic = corpora.synthetic_cases(args.limit, args.seed) if args.corpus in ("all", "synthetic", "mixed") else []
+    if want("mixed"):                        # first: no pair of it has been graded in this process yet
+        mixed, parts = corpora.mixed_cases(synthetic, classes, real, args.seed)
+        m = run_mixed(mixed, parts, args.profile)
+        figures["mixed"] = m
+        figures.update(mixed_pairs=m["pairs"], mixed_speedup=m["speedup"], mixed_speedup_memo=m["speedup_memo"])
     if want("classes"):
         c = run_labelled("classes", corpora.CLASSES_LABELS, classes, args.profile,
                          show_misses=args.show_misses, by_group=True)
@@ -225,14 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                        real_math_verify_agreement=r["math_verify"]["agreement"],
                        real_e2e_agreement=e["mathforge"]["agreement"],
                        real_e2e_math_verify_agreement=e["math_verify"]["agreement"])
-    synthetic = corpora.synthetic_cases(args.limit, args.seed) if args.corpus in ("all", "synthetic", "mixed") else []
     if want("synthetic"):
         figures.update(run_synthetic(synthetic, args.profile, args.show_errors))
-    if want("mixed"):
-        mixed, parts = corpora.mixed_cases(synthetic, classes, real, args.seed)
-        m = run_mixed(mixed, parts, args.profile)
-        figures["mixed"] = m
-        figures.update(mixed_pairs=m["pairs"], mixed_speedup=m["speedup"], mixed_speedup_memo=m["speedup_memo"])
     figures["wall_s"] = round(time.perf_counter() - t_start, 1)
     print(f"\nwall time {figures['wall_s']:.1f} s")
     print(json.dumps(figures))

@@ -85,3 +85,13 @@ def test_score_counts_false_positives_and_negatives_like_a_loop():
     fn = sum(1 for c, v in zip(cases, verdicts, strict=True) if c.expected and not v)
     assert (s["false_positives"], s["false_negatives"]) == (fp, fn) == (1, 1)
     assert s["agreement"] == 0.6 and s["positives"] == 3
+
+
+def test_timed_rounds_gives_the_verdicts_of_a_plain_loop_in_order():
+    from grading import math_verify_verdict, mathforge_verdict, timed_rounds
+
+    cases = corpora.load_classes()[:9]
+    verdicts, seconds = timed_rounds(cases, "default", rounds=4)
+    assert verdicts["mathforge"] == verdicts["mathforge_no_memo"] == [mathforge_verdict(c, "default") for c in cases]
+    assert verdicts["math_verify"] == [math_verify_verdict(c) for c in cases]
+    assert set(seconds) == {"mathforge", "mathforge_no_memo", "math_verify"}
