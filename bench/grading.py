@@ -7,7 +7,7 @@ math delimiters.
 
 The corpora (`grading_corpora.py`, `bench/data/README.md`) each say where their labels come from:
 
-- `classes`: ~420 hand-written cases in the classes of issue 7 (the grader's dev set).
+- `classes`: ~520 hand-written cases in the classes of issue 7 (the grader's dev set).
 - `real`: 395 real GSM8K outputs of published models, labelled by hand. They are graded as the
   source extracted the answer, and end to end from the response text. mathforge's end-to-end path
   is `extract_answer(response, style="auto")`; Math-Verify's is `parse(response)`.
