@@ -29,7 +29,7 @@ _REPLACE = (
     ("\\leq", "\\le"), ("\\geq", "\\ge"), ("\\neq", "\\ne"), ("\\lt", "<"), ("\\gt", ">"),
     ("≤", "\\le "), ("≥", "\\ge "), ("≠", "\\ne "), ("−", "-"), ("∞", "\\infty "),
     ("\\left.", ""), ("\\right.", ""), ("\\left", ""), ("\\right", ""), ("\\bigl", ""), ("\\bigr", ""),
-    ("\\lvert", "|"), ("\\rvert", "|"), ("\\vert", "|"), ("\\mid", "|"), ("\\varnothing", "\\emptyset"),
+    ("\\langle", "("), ("\\rangle", ")"), ("\\lvert", "|"), ("\\rvert", "|"), ("\\vert", "|"), ("\\mid", "|"), ("\\varnothing", "\\emptyset"),
     ("\\%", "%"), ("\\infin", "\\infty"), ("{matrix}", "{pmatrix}"), ("{bmatrix}", "{pmatrix}"),
     ("{smallmatrix}", "{pmatrix}"), ("{Bmatrix}", "{pmatrix}"),
 )
@@ -45,6 +45,7 @@ _GLUED_UNIT = re.compile(
     r"(-?\d[\d,]*(?:\.\d+)?)\s*(?:\\(?:text|mbox|mathrm)\{\s*)?(?:"
     + "|".join(re.escape(u) for u in sorted(set(UNIT_WORDS), key=len, reverse=True))
     + r")\s*\}?(?:\^\{?[23]\}?)?")
+_TEXT_UNIT = re.compile(r"(-?\d[\d,]*(?:\.\d+)?)\s*\\(?:text|mathrm|mbox|rm)\{\s*[a-zA-Z][a-zA-Z/. ]*\}(?:\^\{?[23]\}?)?")
 _TRIG = re.compile(r"\\(?:sin|cos|tan|sec|csc|cot)\b")
 _VAR = r"(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?'*"
 _LABEL = re.compile(
@@ -91,7 +92,7 @@ _CONNECTOR = re.compile(r"^(?:[\s,;$]|\\[][()]|\\q?quad|\\text\{[^{}]*\}|and|or|
 
 def is_response(s: str) -> bool:
     """Prose or boxed text (a model's response, a worked solution) rather than a bare answer."""
-    if "\\boxed" in s or "\\fbox" in s or "\n" in s.strip():
+    if "\\boxed" in s or "\\fbox" in s or "\n" in s.strip() or "<answer>" in s or "</think>" in s:
         return True
     outside = _COMMANDS_AND_TEXT.sub(" ", _MATH_SPAN.sub(" ", s))
     words = [w for w in _WORD3.findall(outside)
@@ -138,6 +139,12 @@ def answers_of(text: str) -> list[str]:
     `1, 2`), then what `extract_answer` finds; the text itself if neither finds anything."""
     from mathforge.grading.extract import extract_answer
 
+    if "</think>" in text:               # a reasoning model's answer comes after its thinking
+        text = text.rsplit("</think>", 1)[1]
+    tag = _ANSWER_TAG.search(text)
+    if tag:                              # `<answer>…</answer>`: the first tag is the answer
+        inner = tag.group(1).strip()
+        return answers_of(inner) if is_response(inner) else [inner]
     out = []
     boxes, gaps = all_boxed(text)
     if len(boxes) > 1 and all(_CONNECTOR.match(gap) or len(gap.split()) <= 4 for gap in gaps):
@@ -150,6 +157,10 @@ def answers_of(text: str) -> list[str]:
             if last:
                 out.append(last)
     return list(dict.fromkeys(out)) or [text]
+
+
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_DOUBLE_COMMA = re.compile(r",\s*,")
 
 
 def _semicolons(s: str) -> str:
@@ -184,7 +195,7 @@ def clean(s: str) -> str:
     if ")or(" in s.replace(" ", ""):
         s = _OR_GLUED.sub("),(", s)
     if (" and " in s or " or " in s or "\\text" in s) and any(c.isdigit() or c == "\\" for c in s):
-        s = _JOINERS.sub(", ", s)
+        s = _DOUBLE_COMMA.sub(",", _JOINERS.sub(", ", s))
     if "\\circ" in s:
         s = _DEGREES.sub(r"(\1\\cdot\\frac{\\pi}{180})", s) if _TRIG.search(s) else \
             s.replace("^{\\circ}", "").replace("^\\circ", "")
@@ -197,7 +208,7 @@ def clean(s: str) -> str:
     for ch, frac in _UNICODE_FRACTIONS.items():
         if ch in s:
             s = s.replace(ch, frac)
-    m = _GLUED_UNIT.fullmatch(s) if any(c.isalpha() for c in s) else None
+    m = _GLUED_UNIT.fullmatch(s) or _TEXT_UNIT.fullmatch(s) if any(c.isalpha() for c in s) else None
     if m:
         s = m.group(1)                                   # `5cm`, `5\text{ cm}^2`
     m = _MIXED.fullmatch(s) or _MIXED_TEX.fullmatch(s)
@@ -263,9 +274,16 @@ class Item:
     expr: bool = False          # the label is an expression (`x+y=5`): an equation too, or a value
 
 
+_LATEX_WORDS = re.compile(r"\\(?:begin|end)\{\w+\*?\}|\\[a-zA-Z]+")
+
+
 def _is_constant(s: str) -> bool:
+    """A constant expression: translatable without variables, or with no letters at all once
+    LaTeX commands are removed (`\\left|3-5\\right|`, `17 \\bmod 5`, a `vmatrix` of numbers)."""
     c = ln.try_compile(s)
-    return c is not None and not c.variables
+    if c is not None:
+        return not c.variables
+    return not any(ch.isalpha() for ch in _LATEX_WORDS.sub("", s))
 
 
 _SUBSCRIPT = re.compile(r"_\{[^{}]*\}|_\w")
@@ -322,7 +340,19 @@ def function_label(label: str | None) -> bool:
 
 
 def expand_pm(s: str) -> list[str] | None:
-    """`a \\pm b` -> [a+b, a-b]; None without exactly one top-level `\\pm`."""
+    """`a \\pm b` -> [a+b, a-b]; a set or list whose items carry `\\pm` -> every item expanded;
+    None when there is no `\\pm` to expand."""
+    if "\\pm" not in s:
+        return None
+    inner = s.replace("\\{", "{").replace("\\}", "}").strip()
+    if inner.startswith("{") and inner.endswith("}"):
+        inner = inner[1:-1]
+    parts = items(inner)
+    if len(parts) > 1:
+        out = []
+        for part in parts:
+            out.extend(expand_pm(part) or [part])
+        return out
     if s.count("\\pm") != 1:
         return None
     left, right = s.split("\\pm")

@@ -22,6 +22,7 @@ _IN = re.compile(r"^\s*([a-zA-Z](?:_\{?\w+\}?)?)\s*\\in\s*")
 _REALS = {"\\mathbb{R}", "\\mathbb R", "\\R", "\\mathbf{R}", "\\mathbb{R}^1", "R", "(-\\infty,\\infty)",
           "\\text{allrealnumbers}", "allrealnumbers"}
 _EMPTY = {"\\emptyset", "{}", "\\{\\}", "\\text{none}", "\\text{nosolution}"}
+_BUILDER = re.compile(r"\{\s*[a-zA-Z](?:\s*\\in\s*\\mathbb\{?R\}?)?\s*[|:]\s*(.+)\}")
 _REL = re.compile(r"\\le|\\ge|<|>")
 _FLIP = {"<": ">", ">": "<", "\\le": "\\ge", "\\ge": "\\le"}
 _TOL = 1e-9
@@ -159,6 +160,9 @@ def _inequality(s: str) -> tuple[str, list[Interval]] | None:
 def read_set(s: str) -> tuple[str | None, list[Interval]] | None:
     """(variable or None, merged intervals) for a set of reals written in any usual way."""
     s = s.strip().replace("\\{", "{").replace("\\}", "}")
+    b = _BUILDER.fullmatch(s)
+    if b:                                   # `\\{x \\mid 2 < x \\le 5\\}`: the condition
+        s = b.group(1)
     m = _IN.match(s)
     name = None
     if m:
