@@ -8,8 +8,9 @@ math delimiters.
 The corpora (`grading_corpora.py`, `bench/data/README.md`) each say where their labels come from:
 
 - `classes`: ~520 hand-written cases in the classes of issue 7 (the grader's dev set).
-- `real`: 395 real GSM8K outputs of published models, labelled by hand. They are graded as the
-  source extracted the answer, and end to end from the response text. mathforge's end-to-end path
+- `real`: ~680 real outputs of published models, labelled by hand and reported apart for GSM8K
+  (GPT-3, ToRA) and MATH level 5 (40 chat models, via ZeroEval). They are graded as the source
+  extracted the answer, and end to end from the response text. mathforge's end-to-end path
   is `extract_answer(response, style="auto")`; Math-Verify's is `parse(response)`.
 - `synthetic`: ~33k rewrites of GSM8K and MATH golds, labelled by construction. This measures
   consistency, not correctness.
@@ -231,16 +232,23 @@ def main(argv: list[str] | None = None) -> int:
                        classes_fn=c["mathforge"]["false_negatives"],
                        classes_math_verify_agreement=c["math_verify"]["agreement"])
     if want("real"):
-        r = run_labelled("real (answers as the source extracted them)", corpora.REAL_LABELS, real,
-                         args.profile, show_misses=args.show_misses)
-        e = run_labelled("real end-to-end (extraction from the response, then equivalence)",
-                         corpora.REAL_LABELS, real, args.profile, end_to_end=True, show_misses=args.show_misses)
-        figures["real"], figures["real_e2e"] = r, e
-        figures.update(real_agreement=r["mathforge"]["agreement"], real_fp=r["mathforge"]["false_positives"],
-                       real_fn=r["mathforge"]["false_negatives"],
-                       real_math_verify_agreement=r["math_verify"]["agreement"],
-                       real_e2e_agreement=e["mathforge"]["agreement"],
-                       real_e2e_math_verify_agreement=e["math_verify"]["agreement"])
+        for bench_name, labels in corpora.REAL_LABELS.items():
+            part = [c for c in real if c.benchmark == bench_name]
+            r = run_labelled(f"real {bench_name} (answers as the source extracted them)", labels, part,
+                             args.profile, show_misses=args.show_misses)
+            e = run_labelled(f"real {bench_name} end-to-end (extraction from the response, then equivalence)",
+                             labels, part, args.profile, end_to_end=True, show_misses=args.show_misses)
+            figures[f"real_{bench_name}"], figures[f"real_{bench_name}_e2e"] = r, e
+            for key, fig in ((f"real_{bench_name}", r), (f"real_{bench_name}_e2e", e)):
+                figures.update({f"{key}_agreement": fig["mathforge"]["agreement"],
+                                f"{key}_fp": fig["mathforge"]["false_positives"],
+                                f"{key}_fn": fig["mathforge"]["false_negatives"],
+                                f"{key}_math_verify_agreement": fig["math_verify"]["agreement"]})
+        both = [figures[f"real_{b}"]["mathforge"] for b in corpora.REAL_LABELS]
+        n = sum(f["n"] for f in both)
+        figures.update(real_fp=sum(f["false_positives"] for f in both),
+                       real_fn=sum(f["false_negatives"] for f in both),
+                       real_agreement=round(1 - sum(f["false_positives"] + f["false_negatives"] for f in both) / n, 4))
     if want("synthetic"):
         figures.update(run_synthetic(synthetic, args.profile, args.show_errors))
     figures["wall_s"] = round(time.perf_counter() - t_start, 1)

@@ -2,9 +2,9 @@
 
 - `classes`: hand-written cases by class (`bench/data/classes.tsv`, issue 7 points 1-2). These
   are traps that must be rejected and correct answers in other notations that must be accepted.
-- `real`: real model outputs on GSM8K test, labelled by hand (`bench/data/real_outputs.jsonl`).
-  They can be graded as the source extracted the answer (`real`) or end to end from the response
-  text (`real_e2e`).
+- `real`: real model outputs on GSM8K test and MATH level-5 problems, labelled by hand
+  (`bench/data/real_outputs.jsonl`). They can be graded as the source extracted the answer or
+  end to end from the response text.
 - `synthetic`: rewrites of GSM8K and MATH golds (`grading_synthetic.py`), labelled by construction.
 - `mixed`: the speed corpus. It is a fixed mix of synthetic numerals, synthetic LaTeX numbers,
   synthetic symbolic and structured answers, and every pair of `classes` and `real` (see `MIX`).
@@ -24,8 +24,12 @@ DATA = Path(__file__).resolve().parent / "data"
 CLASSES_FILE = DATA / "classes.tsv"
 REAL_FILE = DATA / "real_outputs.jsonl"
 CLASSES_LABELS = "hand-written and hand-labelled by a mathforge developer, 2026-12 (the grader's dev set)"
-REAL_LABELS = ("real GSM8K test outputs of GPT-3 6B/175B and ToRA-70B/Code-34B, hand-labelled by a "
-               "mathforge developer, 2026-12; no MATH outputs")
+REAL_LABELS = {
+    "gsm8k": "real GSM8K test outputs of GPT-3 6B/175B and ToRA-70B/Code-34B, read and labelled by hand by "
+             "a mathforge developer, 2026-12",
+    "math": "real answers of 38 chat models to MATH level-5 problems with integer golds (ZeroEval), read "
+            "and labelled by hand by a mathforge developer, 2026-12",
+}
 SYNTHETIC_LABELS = "synthetic rewrites labelled by construction (consistency, not correctness)"
 # The speed corpus: synthetic pairs drawn by the kind of their gold, plus every hand-labelled pair.
 MIX = (("synthetic numeral (integer or decimal gold)", "numeral", 800),
@@ -48,6 +52,7 @@ class Case:
     question: str | None = None
     response: str | None = None
     ident: str = ""
+    benchmark: str = ""
 
 
 def gold_kind(gold: str) -> str:
@@ -99,8 +104,11 @@ def load_real(path: Path = REAL_FILE) -> list[Case]:
                                  f"got {row.get(field)!r}")
         if row.get("pred") is not None and not isinstance(row["pred"], str):
             raise ValueError(f"{path}:{n}: field 'pred' must be a string or null")
+        if row.get("benchmark") not in REAL_LABELS:
+            raise ValueError(f"{path}:{n}: field 'benchmark' must be one of {sorted(REAL_LABELS)}")
         cases.append(Case(row["gold"], row.get("pred"), row["label"], row["model"], row.get("note", ""),
-                          response=row["response"], ident=row["id"]))
+                          question=row.get("question"), response=row["response"], ident=row["id"],
+                          benchmark=row["benchmark"]))
     return cases
 
 
@@ -123,7 +131,7 @@ def mixed_cases(synthetic: list[Case], classes: list[Case], real: list[Case],
         cases += take
     answered = [c for c in real if c.pred is not None]
     parts += [("hand-written classes (bench/data/classes.tsv)", len(classes)),
-              ("real GSM8K outputs with an answer (bench/data/real_outputs.jsonl)", len(answered))]
+              ("real GSM8K and MATH outputs with an answer (bench/data/real_outputs.jsonl)", len(answered))]
     cases += classes + answered
     rng.shuffle(cases)
     return cases, parts

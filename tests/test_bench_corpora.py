@@ -31,9 +31,12 @@ def test_classes_corpus_is_broad_and_has_both_verdicts():
 def test_real_corpus_rows_carry_source_licence_and_hand_labels():
     rows = [json.loads(line) for line in corpora.REAL_FILE.read_text(encoding="utf-8").splitlines()]
     cases = corpora.load_real()
-    assert len(cases) == len(rows) >= 300
+    assert len(cases) == len(rows) >= 600
     assert len({r["id"] for r in rows}) == len(rows)
-    assert {r["licence"] for r in rows} == {"MIT"}
+    assert {r["licence"] for r in rows} == {"MIT", "Apache-2.0"}
+    for bench in ("gsm8k", "math"):
+        part = [c for c in cases if c.benchmark == bench]
+        assert sum(c.expected for c in part) >= 50 and sum(not c.expected for c in part) >= 100
     assert {r["label_source"] for r in rows} == {"hand-labelled by mathforge dev, 2026-12"}
     # Where the dataset has its own (automatic) verdict, the hand label agrees with it.
     assert all(r["label"] == r["source_label"] for r in rows if r["source_label"] is not None)

@@ -10,6 +10,10 @@ be checked and repeated. It reads two public files, each MIT-licensed, from loca
 - `microsoft/ToRA` `src/outputs/llm-agents/{tora-70b-v1.0,tora-code-34b-v1.0}/gsm8k/
   test_tora_-1_seed0_t0.0_s0_e1319.jsonl` (commit aeb21126d28347f595d87f2822cb92bfe32f00e8):
   ToRA-70B and ToRA-Code-34B tool-integrated solutions with ToRA's extracted `pred`.
+- `yuchenlin/ZeroEval` `result_dirs/math-l5/*.json` (commit 570c626, Apache-2.0): zero-shot
+  answers of 38 chat models (GPT-4o, Claude 3/3.5, Gemini 1.5, Llama 3/3.1, Qwen2/2.5, Gemma 2,
+  Yi 1.5, Phi-3, ...) to MATH level-5 problems whose gold is an integer
+  (AI-MO/aimo-validation-math-level-5). The model's `answer` field is the prediction.
 
 Rows are chosen deterministically (seed 0): every answer that is not a plain integer, every
 prediction a factor of 100 away from the gold (the percent trap), every solution without an
@@ -17,7 +21,12 @@ answer, and a random sample of plain-integer answers, right and wrong. The label
 decided by a person reading it (`LABEL_SOURCE`); `HAND_NOTES` records the rows where reading
 mattered. `source_label` keeps the dataset's own automatic verdict where it has one.
 
-    python bench/data/make_real_outputs.py OPENAI_FILE TORA70_FILE TORACODE34_FILE
+For MATH, rows are drawn from distinct (gold, answer) pairs. Most come from answers that contain
+the gold's digits without equalling it, or that are not integers. A few more are other integers
+or exact matches. Problems that ask for "all possible values" are dropped: that dataset keeps
+only one integer of a longer answer, e.g. "10879" for b = ±10879.
+
+    python bench/data/make_real_outputs.py OPENAI_FILE TORA70_FILE TORACODE34_FILE ZEROEVAL_MATH_L5_DIR
 """
 
 from __future__ import annotations
@@ -142,13 +151,98 @@ def _tora_rows(paths: dict[str, Path], rng: random.Random) -> list[dict]:
     return special + rng.sample(plain_right, 60) + rng.sample(plain_wrong, 30)
 
 
+ZEROEVAL = ("yuchenlin/ZeroEval@570c626 result_dirs/math-l5/{m}.json", "Apache-2.0")
+_ALL_VALUES = re.compile(r"Enter all|separated by commas|all possible values", re.I)
+_ZE_PICK = (("contains_gold", 150), ("other", 80), ("int_other", 40), ("exact", 40))
+# Answers that are not the gold string but were read as correct (all other non-identical answers
+# were read as wrong): a chain ending in the gold, the gold with a unit, a percent sign where the
+# question asks for a percent, a labelled value, a sentence stating the gold, `10.0`, `\u2212128`.
+ZEROEVAL_CORRECT = {
+    "Llama-3.1-405B-Inst@sambanova/12", "Mistral-Large-2/144", "Mistral-Large-2/241", "Mistral-Large-2/681",
+    "Phi-3-mini-4k-instruct/598", "Phi-3-mini-4k-instruct/662", "Qwen2.5-3B-Instruct/10",
+    "Qwen2.5-3B-Instruct/144", "Yi-1.5-34B-Chat/115", "Yi-1.5-34B-Chat/144", "Yi-1.5-34B-Chat/184",
+    "Yi-1.5-34B-Chat/200", "Yi-1.5-34B-Chat/23", "Yi-1.5-34B-Chat/241", "Yi-1.5-34B-Chat/574",
+    "Yi-1.5-34B-Chat/643", "Yi-1.5-34B-Chat/653", "Yi-1.5-34B-Chat/98", "Yi-1.5-9B-Chat/82",
+    "claude-3-opus-20240229/112", "gemma-2-2b-it/103", "gemma-2-2b-it/143",
+}
+# Correct answers in another notation found outside the random draw (thousands separators, a
+# dollar sign, the base subscript of a base-b answer, a percent sign where a percent is asked,
+# chains, units, `10.0`, a labelled value, sentences stating the gold), each read as correct.
+ZEROEVAL_EXTRA = (
+    "Meta-Llama-3-70B-Instruct/629", "Meta-Llama-3-70B-Instruct/682",
+    "Meta-Llama-3.1-8B-Instruct/270", "Mistral-Large-2/144", "Phi-3-mini-4k-instruct/508",
+    "Phi-3-mini-4k-instruct/643", "Phi-3.5-mini-instruct/134", "Qwen2-72B-Instruct/603",
+    "Qwen2.5-32B-Instruct/544", "Yi-1.5-34B-Chat/177", "Yi-1.5-34B-Chat/543",
+    "Yi-1.5-34B-Chat/638", "Yi-1.5-9B-Chat/133", "chatgpt-4o-latest-24-09-07/148",
+    "claude-3-5-sonnet-20240620/184", "claude-3-haiku-20240307/12", "claude-3-haiku-20240307/156",
+    "claude-3-haiku-20240307/204", "gemma-2-2b-it/177", "gpt-3.5-turbo-0125/144",
+)
+
+
+def _zeroeval_answer(output: str) -> str | None:
+    """The last `answer` field the model wrote (the ZeroEval prompt asks for a JSON block; some
+    models write several, and the last one is their final answer)."""
+    values = []
+    for m in re.finditer(r'"answer"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?)', output):
+        try:
+            values.append(str(json.loads(m.group(1))))
+        except json.JSONDecodeError:
+            values.append(m.group(1).strip('"'))
+    return values[-1] if values else None
+
+
+def _zeroeval_rows(folder: Path, rng: random.Random) -> list[dict]:
+    cats: dict[str, list] = {k: [] for k, _ in _ZE_PICK}
+    by_id = {}
+    for path in sorted(folder.glob("*.json")):
+        for rec in json.loads(path.read_text()):
+            pred = _zeroeval_answer(rec["output"][0] if rec["output"] else "")
+            if pred is None:
+                continue
+            gold, key = rec["answer"], f"{path.stem}/{rec['id']}"
+            item = (key, path.stem, gold, pred, rec)
+            by_id[key] = item
+            if pred.strip() == gold:
+                cats["exact"].append(item)
+            elif _INT.fullmatch(pred.strip()):
+                cats["int_other"].append(item)
+            elif re.search(r"(?<![\d.])" + re.escape(gold.lstrip("-")) + r"(?!\d)", pred):
+                cats["contains_gold"].append(item)
+            else:
+                cats["other"].append(item)
+    picked = []
+    for cat, n in _ZE_PICK:
+        seen, pool = set(), []
+        for item in cats[cat]:
+            if (item[2], item[3].strip()) not in seen:
+                seen.add((item[2], item[3].strip()))
+                pool.append(item)
+        rng.shuffle(pool)
+        picked += [(cat, item) for item in pool[:n]]
+    drawn = {item[0] for _, item in picked}
+    picked += [("extra", by_id[k]) for k in ZEROEVAL_EXTRA if k not in drawn]
+    rows = []
+    for cat, (key, model, gold, pred, rec) in picked:
+        if _ALL_VALUES.search(rec["problem"]):
+            continue
+        label = cat in ("exact", "extra") or key in ZEROEVAL_CORRECT
+        rows.append({"id": f"math-l5-zeroeval/{key}", "benchmark": "math", "model": model,
+                     "source": ZEROEVAL[0].format(m=model), "licence": ZEROEVAL[1], "gold": gold,
+                     "response": rec["output"][0][-MAX_RESPONSE:], "pred": pred, "label": label,
+                     "label_source": LABEL_SOURCE, "source_label": None,
+                     "note": "" if cat == "exact" else ("read as correct" if label else "read as wrong"),
+                     "question": rec["problem"]})
+    return rows
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 3:
+    if len(argv) != 4:
         print(__doc__)
         return 2
     rng = random.Random(0)
     rows = _openai_rows(Path(argv[0]), rng)
     rows += _tora_rows({"tora-70b-v1.0": Path(argv[1]), "tora-code-34b-v1.0": Path(argv[2])}, rng)
+    rows += _zeroeval_rows(Path(argv[3]), random.Random(0))
     with OUT.open("w") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
