@@ -7,9 +7,9 @@ math delimiters.
 
 The corpora (`grading_corpora.py`, `bench/data/README.md`) each say where their labels come from:
 
-- `classes`: ~520 hand-written cases in the classes of issue 7 (the grader's dev set).
+- `classes`: ~540 hand-written cases in the classes of issue 7 (the grader's dev set).
 - `real`: ~680 real outputs of published models, labelled by hand and reported apart for GSM8K
-  (GPT-3, ToRA) and MATH level 5 (40 chat models, via ZeroEval). They are graded as the source
+  (GPT-3, ToRA) and MATH level 5 (38 chat models, via ZeroEval). They are graded as the source
   extracted the answer, and end to end from the response text. mathforge's end-to-end path
   is `extract_answer(response, style="auto")`; Math-Verify's is `parse(response)`.
 - `synthetic`: ~33k rewrites of GSM8K and MATH golds, labelled by construction. This measures

@@ -11,7 +11,7 @@ be checked and repeated. It reads two public files, each MIT-licensed, from loca
   test_tora_-1_seed0_t0.0_s0_e1319.jsonl` (commit aeb21126d28347f595d87f2822cb92bfe32f00e8):
   ToRA-70B and ToRA-Code-34B tool-integrated solutions with ToRA's extracted `pred`.
 - `yuchenlin/ZeroEval` `result_dirs/math-l5/*.json` (commit 570c626, Apache-2.0): zero-shot
-  answers of 38 chat models (GPT-4o, Claude 3/3.5, Gemini 1.5, Llama 3/3.1, Qwen2/2.5, Gemma 2,
+  answers of 40 chat models (GPT-4o, Claude 3/3.5, Gemini 1.5, Llama 3/3.1, Qwen2/2.5, Gemma 2,
   Yi 1.5, Phi-3, ...) to MATH level-5 problems whose gold is an integer
   (AI-MO/aimo-validation-math-level-5). The model's `answer` field is the prediction.
 
