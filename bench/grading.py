@@ -2,8 +2,8 @@
 
 It compares mathforge with the grader other projects trust. Both graders see the same pairs in one
 process: mathforge as `is_equivalent(pred=..., gold=..., profile=...)`, Math-Verify as
-`verify(parse(gold), parse(pred))` with each side wrapped in `$...$` unless it already carries
-math delimiters.
+`verify(parse(gold), parse(pred))` with each side wrapped in `$...$` unless it already contains
+math delimiters or is a sentence.
 
 The corpora (`grading_corpora.py`, `bench/data/README.md`) each say where their labels come from:
 
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections import Counter
@@ -43,11 +44,17 @@ import grading_corpora as corpora  # noqa: E402
 
 from mathforge.grading import equivalence, extract_answer, is_equivalent, worker  # noqa: E402
 
+_TEXT_MACRO = re.compile(r"\\(?:text|mbox|textbf|textnormal|mathrm)\{[^}]*\}")
 _DELIMITED = ("$", "\\(", "\\[")
+_PROSE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}\s+[a-zA-Z]{2,}\s+[a-zA-Z]{2,}")
 
 
 def _wrap(s: str) -> str:
-    return s if s.lstrip().startswith(_DELIMITED) else f"${s}$"
+    """An answer as Math-Verify reads it best: in `$...$`, unless it already has math delimiters
+    or is a sentence (then Math-Verify extracts from it as from a response)."""
+    if any(d in s.replace("\\$", "") for d in _DELIMITED) or _PROSE.search(_TEXT_MACRO.sub("", s)):
+        return s
+    return f"${s}$"
 
 
 def _version(dist: str) -> str:
