@@ -27,6 +27,7 @@ from mathforge.grading.profiles import Profile, get_profile
 GRADER_VERSION = "mathforge-2.0"
 MAX_SYMBOLIC_LEN = 1000
 MAX_EXPONENT_NESTING = 2
+MAX_NESTING = 50                  # brackets inside brackets: deeper is not an answer
 _OPTIONS = {"skip_unit", "unordered", "abs_tol", "unit", "include_percentage", "strict_intervals",
             "choices"}
 _RELATIONS = ("\\le", "\\ge", "\\ne", "<", ">")
@@ -239,10 +240,12 @@ class _Grader:
     def _unwrap(self, p: str, g: str) -> Verdict | None:
         """Single elements in brackets: `(5)` vs `5` (rule 4), unless the brackets are needed."""
         bp, bg = st.outer_brackets(p), st.outer_brackets(g)
+        if self.depth > MAX_NESTING:
+            return Verdict(False, "none")
         if bp is not None and bg is None and ln.try_compile(p) is None:
-            return self.equal(p[1:-1].strip(), g)
+            return self._element(p[1:-1].strip(), g)
         if bg is not None and bp is None and ln.try_compile(g) is None:
-            return self.equal(p, g[1:-1].strip())
+            return self._element(p, g[1:-1].strip())
         return None
 
     def _unions(self, p: str, g: str) -> Verdict | None:
@@ -428,7 +431,10 @@ def grade(*, pred: str | None, gold: str, timeout: float = 3.0, profile: str | P
         if hit is not None:
             _cache.move_to_end(key)
             return hit
-    verdict = _Grader(opts, timeout, prof, question).top(pred, gold)
+    try:
+        verdict = _Grader(opts, timeout, prof, question).top(pred, gold)
+    except RecursionError:                   # brackets nested thousands deep: not an answer
+        verdict = Verdict(False, "none")
     if not verdict.timed_out:                # a timeout may be machine load: do not remember it
         with _cache_lock:
             _cache[key] = verdict

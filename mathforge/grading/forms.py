@@ -94,6 +94,8 @@ def is_response(s: str) -> bool:
     """Prose or boxed text (a model's response, a worked solution) rather than a bare answer."""
     if "\\boxed" in s or "\\fbox" in s or "\n" in s.strip() or "<answer>" in s or "</think>" in s:
         return True
+    if len(s) > 4000:                    # long text is a response; keeps the scan below linear
+        return True
     outside = _COMMANDS_AND_TEXT.sub(" ", _MATH_SPAN.sub(" ", s))
     words = [w for w in _WORD3.findall(outside)
              if w.lower() not in _NOT_PROSE and w.lower() not in UNIT_WORDS]
@@ -152,7 +154,7 @@ def answers_of(text: str) -> list[str]:
     found = extract_answer(text, style="auto")
     if found:
         out.append(found)
-        if is_response(found):               # "The largest $n$ is 34"
+        if len(found) <= 4000 and is_response(found):       # "The largest $n$ is 34"
             last = _last_math(found)
             if last:
                 out.append(last)
