@@ -207,3 +207,18 @@ def test_no_false_positive_on_the_bench_classes_corpus():
         if f[2] == "0" and grade(pred=f[1], gold=f[0], question=question, timeout=20.0).correct:
             wrong_accepts.append((f[0], f[1]))
     assert not wrong_accepts
+
+
+ADVERSARIAL = {
+    "nested braces": "{" * 9000 + "}" * 9000, "nested parens": "(" * 9000 + ")" * 9000,
+    "open inline math": "\\(" * 9000, "dollars": "a $" * 6000, "boxes": "\\boxed{" * 2000,
+    "answer tags": "<answer>" * 2000, "comma list": "1," * 9000, "labels": "x=1, " * 3000,
+    "plus-minus": "\\pm 1" * 3000, "inequalities": "|x|<" * 3000, "repeating": "0.\\overline{" * 1000,
+}
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
+def test_adversarial_inputs_give_a_verdict(text):
+    """No exception (RecursionError once escaped here) and no accidental match, on either side."""
+    assert not grade(pred=text, gold="5", timeout=5.0).correct
+    assert not grade(pred="5", gold=text, timeout=5.0).correct
