@@ -86,6 +86,8 @@ _MATH_SPAN = re.compile(r"\$\$[^$]*\$\$|\$[^$]*\$|\\\((?:[^\\]|\\[^)])*\\\)|\\\[
 _WORD3 = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
 _NOT_PROSE = {"and", "or", "pct", "sqrt", "sin", "cos", "tan", "log", "exp", "frac", "infty", "inf", "cot",
               "sec", "csc", "arcsin", "arccos", "arctan"}
+_LEAD_WORD = re.compile(r"[A-Za-z]{3,}\s*:")                  # `Answer: 42`, `Result: …`
+_ANSWER_WORDS = {"answer", "answers", "result", "therefore", "thus", "hence", "solution"}
 _NUMBER_TOKEN = re.compile(r"-?\d+(?:[.,]\d+)*")
 _CONNECTOR = re.compile(r"^(?:[\s,;$]|\\[][()]|\\q?quad|\\text\{[^{}]*\}|and|or|[a-zA-Z](?:_\{?\w+\}?)?\s*=)*$")
 
@@ -101,7 +103,9 @@ def is_response(s: str) -> bool:
              if w.lower() not in _NOT_PROSE and w.lower() not in UNIT_WORDS]
     if not words or " " not in s.strip():
         return False
-    return len(words) >= 2 or outside.strip() != s.strip() or any(c.isdigit() for c in outside)
+    if len(words) >= 2 or outside.strip() != s.strip():     # two words, or a word and `$…$`
+        return True
+    return _LEAD_WORD.search(outside) is not None or words[0].lower() in _ANSWER_WORDS
 
 
 def _last_math(text: str) -> str | None:

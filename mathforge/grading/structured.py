@@ -176,7 +176,7 @@ def _equations(g: _Grader, pi: list[forms.Item], qi: list[forms.Item]) -> Verdic
     return Verdict(True, "equation")
 
 
-_BASE = re.compile(r"(\w+)_\{?(\d+)\}?")
+_BASE = re.compile(r"(\w+)_\{?([0-9a-z]+)\}?")
 _INEQ = re.compile(r"\\le|\\ge|<|>")
 _SIGN = {"<": 1, "\\le": 1, ">": -1, "\\ge": -1}
 
