@@ -222,3 +222,24 @@ def test_adversarial_inputs_give_a_verdict(text):
     """No exception (RecursionError once escaped here) and no accidental match, on either side."""
     assert not grade(pred=text, gold="5", timeout=5.0).correct
     assert not grade(pred="5", gold=text, timeout=5.0).correct
+
+
+def test_multiset_matching_is_a_maximum_matching():
+    """Under the 1e-4 tolerance 1.00005 is close to both 1 and 1.0001; a first-come pairing gives
+    1.00005 to gold 1 and leaves 1.0001's partner unmatched; the bipartite matching does not."""
+    assert is_equivalent(pred="\\{1.00005, 1\\}", gold="\\{1, 1.0001\\}")
+    assert not is_equivalent(pred="\\{1.00005, 1\\}", gold="\\{1, 7\\}")
+
+
+def test_multiset_matching_fast_equals_obvious():
+    """The matching agrees with trying every permutation (the slow obvious check) on small sets."""
+    import itertools
+    import random
+
+    rng = random.Random(0)
+    for _ in range(40):
+        gold = [rng.choice(["1", "2", "\\frac{1}{2}", "0.5", "-1", "3"]) for _ in range(3)]
+        pred = [rng.choice(["1", "2", "0.5", "-1", "4", "1.0"]) for _ in range(3)]
+        obvious = any(all(is_equivalent(pred=a, gold=b) for a, b in zip(perm, gold, strict=True))
+                      for perm in itertools.permutations(pred))
+        assert is_equivalent(pred="\\{" + ",".join(pred) + "\\}", gold="\\{" + ",".join(gold) + "\\}") == obvious

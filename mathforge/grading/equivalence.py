@@ -339,25 +339,41 @@ class _Grader:
         return Verdict(True, rule)
 
     def _multiset_equal(self, ps: list[str], gs: list[str]) -> Verdict:
-        """Each gold element matched to a distinct prediction element (greedy; answers are small).
-        In the default profile a repeated element counts once, as in a set."""
+        """Each gold element matched to a distinct prediction element: a maximum bipartite
+        matching (Kuhn's augmenting paths), so a tolerance that is not transitive cannot make a
+        first-come pairing miss a valid one. Pairs are compared lazily, each at most once. In the
+        default profile a solution listed twice counts once, as in a set."""
         if self.order_from_gold and any(st.outer_brackets(x) for x in ps):
             ps, gs = list(dict.fromkeys(ps)), list(dict.fromkeys(gs))   # a solution listed twice
             if len(ps) != len(gs):
                 return Verdict(False, "tuple")
-        left = list(ps)
+        if len(gs) > len(ps) or (self.order_from_gold and len(ps) != len(gs)):
+            return Verdict(False, "tuple")               # missing or extra elements
+        known: dict[tuple[int, int], bool] = {}
         timed_out = False
-        for b in gs:
-            for k, a in enumerate(left):
-                v = self._element(a, b)
+
+        def same(i: int, j: int) -> bool:
+            nonlocal timed_out
+            if (i, j) not in known:
+                v = self._element(ps[i], gs[j])
                 timed_out |= v.timed_out
-                if v.correct:
-                    del left[k]
-                    break
-            else:
+                known[(i, j)] = v.correct
+            return known[(i, j)]
+
+        owner: dict[int, int] = {}                       # prediction index -> gold index
+
+        def augment(j: int, seen: set[int]) -> bool:
+            for i in range(len(ps)):
+                if i not in seen and same(i, j):
+                    seen.add(i)
+                    if i not in owner or augment(owner[i], seen):
+                        owner[i] = j
+                        return True
+            return False
+
+        for j in range(len(gs)):
+            if not augment(j, set()):
                 return Verdict(False, "tuple", timed_out)
-        if left and self.order_from_gold:
-            return Verdict(False, "tuple")           # extra elements
         return Verdict(True, "tuple")
 
 
