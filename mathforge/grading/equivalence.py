@@ -1,13 +1,22 @@
-"""Equivalence grading: `math_equal(pred, gold)` of the math-evaluation-harness (methods.md §g.5).
+"""Equivalence grading: `grade(pred=, gold=, profile=, question=)`, one versioned grader.
 
-Rules run cheapest first and the first that decides wins: exact string; normalisation
-(`strip_string`, §g.4.1) and exact string again; multiple-choice letters; plain numbers (integers
-exact, decimals to 1e-4 relative, percent variants); sets / tuples / intervals / matrices element
-by element; equations and inequalities; the fast numeric-identity layer (`latex_numeric.py`:
-random-point evaluation of a translated expression); and only then SymPy (`symbolic.py`) in a
-killable worker process (`worker.py`) under the call's deadline. A timeout is a wrong answer with
-`Verdict.timed_out` set. Inputs longer than 1,000 characters or with exponents nested more than
-twice never reach the symbolic rules. Verdicts are memoised on (pred, gold, options).
+The lineage is `math_equal` of the math-evaluation-harness (Gou et al., ToRA, 2023; used by the
+Qwen2.5-Math and JiuZhang3.0 evaluations), made strict by default. Under a profile
+(`profiles.py`) the rules run cheapest first and the first that decides wins:
+- `default` (and `lenient`): multiple-choice letters; then `structured.py` reads a response down to
+  its final answer and compares structure (labels, chains, equations, sets of reals, `\\pm`);
+  then the leaf rules below on `strip_string`-ed strings;
+- `harness`: the inherited order, exact string, normalisation and the leaf rules;
+- `math-verify`: Math-Verify's own verdict, in the worker.
+Leaf rules: plain numbers (integers exact, others to 1e-4 relative; percent variants as the profile
+allows); matrices, tuples, sets and unions element by element (unordered ones by a maximum
+bipartite matching); relations; the fast numeric-identity layer (`latex_numeric.py`: random-point
+evaluation of a translated expression); and only then SymPy (`symbolic.py`) in a killable worker
+process (`worker.py`) under the call's deadline. A comparison that runs out of time returns a
+verdict with `timed_out` set, which callers count apart from wrong (`jobs.py`). Inputs over
+20,000 characters, brackets nested over 50 deep, or exponents nested more than twice never reach
+the symbolic rules. Short verdicts are memoised on (pred, gold, profile, options). The numeric
+tolerance policy is written out in `docs/grading.md`.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ _STRING_ONLY = re.compile(r"\d_\{?\w|:")     # `25_{6}` (bases), `3:30`, `5:6`: 
 _WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
 _LOOSE_DROP = re.compile(r"[\s{}()]|\\text|\\mathrm|(?<!\d)\.|\.(?!\d)")
 _CACHE_SIZE = 1 << 16
+_CACHE_MAX_CHARS = 1000           # only short answers are memoised: 65,536 x 1 kB at most
 
 
 @dataclass(frozen=True)
@@ -451,7 +461,8 @@ def grade(*, pred: str | None, gold: str, timeout: float = 3.0, profile: str | P
         verdict = _Grader(opts, timeout, prof, question).top(pred, gold)
     except RecursionError:                   # brackets nested thousands deep: not an answer
         verdict = Verdict(False, "none")
-    if not verdict.timed_out:                # a timeout may be machine load: do not remember it
+    if not verdict.timed_out and len(pred) + len(gold) <= _CACHE_MAX_CHARS:
+        # a timeout may be machine load: not remembered; nor are long texts (bounded memory)
         with _cache_lock:
             _cache[key] = verdict
             if len(_cache) > _CACHE_SIZE:

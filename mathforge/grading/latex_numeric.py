@@ -396,10 +396,19 @@ def mirrored_point(names: list[str]) -> dict:
     return {n: -z for n, z in zip(names, _POINTS[0], strict=False)}
 
 
-@lru_cache(maxsize=65536)
 def try_compile(s: str) -> Compiled | None:
-    """`compile_expr` memoised, with None for anything outside the subset."""
+    """`compile_expr` memoised for short inputs (bounded memory), None outside the subset."""
+    if len(s) > 1000:
+        return _try_compile_uncached(s)
+    return _try_compile_cached(s)
+
+
+def _try_compile_uncached(s: str) -> Compiled | None:
     try:
         return compile_expr(s)
     except Unsupported:
         return None
+
+
+_try_compile_cached = lru_cache(maxsize=65536)(_try_compile_uncached)
+try_compile.cache_clear = _try_compile_cached.cache_clear     # type: ignore[attr-defined]

@@ -150,9 +150,16 @@ def _convert_word_number(s: str) -> str:
     return s if value is None else str(value)
 
 
-@lru_cache(maxsize=65536)
 def strip_string(s: str, *, skip_unit: bool = False) -> str:
-    """Normalise an answer string with the ordered rules of methods.md §g.4.1."""
+    """Normalise an answer string with the ordered rules of the harness (see the module docstring);
+    memoised for inputs up to 1,000 characters, so the cache's memory stays bounded."""
+    s = str(s)
+    if len(s) > 1000:
+        return _strip_string(s, skip_unit=skip_unit)
+    return _strip_string_cached(s, skip_unit=skip_unit)
+
+
+def _strip_string(s: str, *, skip_unit: bool = False) -> str:
     s = str(s).strip().replace("\n", "")                                  # 1, 2
     s = s.rstrip(".").replace("\\!", "")                                  # 3, 4
     if "array" in s:       # the `in` guards skip regex work for the common plain answers
@@ -204,3 +211,7 @@ def strip_string(s: str, *, skip_unit: bool = False) -> str:
     if m:
         s = f"\\frac{{{m.group(1)}}}{{{m.group(2)}}}"
     return s
+
+
+_strip_string_cached = lru_cache(maxsize=65536)(_strip_string)
+strip_string.cache_clear = _strip_string_cached.cache_clear     # type: ignore[attr-defined]
