@@ -116,6 +116,10 @@ class _Grader:
     def _math_verify(self, pred: str, gold: str) -> Verdict:
         from mathforge.grading import worker
 
+        try:
+            self.deadline += worker.get_pool().ensure_started()
+        except (worker.WorkerTimeout, OSError):
+            return Verdict(False, "math-verify", timed_out=True)
         remaining = self.deadline - time.monotonic()
         try:
             return Verdict(worker.symbolic_equal(pred, gold, timeout=max(remaining, 0.0),
@@ -323,6 +327,12 @@ class _Grader:
     def _symbolic(self, p: str, g: str) -> Verdict:
         from mathforge.grading import worker
 
+        try:      # a worker's start-up is not this comparison's time (the deadline is shared)
+            self.deadline += worker.get_pool().ensure_started()
+        except worker.WorkerTimeout:
+            return Verdict(False, "symbolic", timed_out=True)
+        except OSError:
+            return Verdict(False, "none")
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             return Verdict(False, "symbolic", timed_out=True)
