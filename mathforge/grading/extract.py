@@ -60,6 +60,7 @@ _BOX_GAP = re.compile(
 _SPAN_GAP = re.compile(r"\s{0,3}(?:,\s{0,3}(?:and)?|and)?\s{0,3}")
 _SPACE_THOUSANDS = re.compile(r"\s*(-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?)\s*\.?")
 _NUMBER_RUN = re.compile(r"-?\.?\d[\d.,]*")     # starts at a digit: no backtracking, linear
+_PERCENT_AFTER = re.compile(r" ?(?:\\?%|percent\b)")
 _SIMPLE_NUMBER = re.compile(r"-?\d*\.?\d+")
 _THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
 _TRAILING_FRACTION = re.compile(
@@ -72,6 +73,10 @@ _SPAN_JOINER = re.compile(r"[ \t]{0,3}(?:,[ \t]{0,3}(?:and|or)?|and|or)[ \t]{1,3
 _WORD = re.compile(r"[A-Za-z']+")
 # "the answer is", "final answer is:", "Answer:", "**Final Answer:**", "answer**:".
 _ANSWER_WORD = re.compile(r"\banswers?\b(?:[ \t]*\*\*)?[ \t]*(?:(?:is|are)\b[ \t]*:?|:)", re.IGNORECASE)
+# "# Answer" (PRM800K), "## Final Answer", "**Final Answer**" alone on their line.
+_ANSWER_HEADING = re.compile(
+    r"(?:^|\n)[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*)?(?:final[ \t]+)?answer(?:\*\*)?[ \t]*(?::[ \t]*)?(?:\*\*[ \t]*)?(?=\n)",
+    re.IGNORECASE)
 # `[ \t]*`, not `\s*`: a `\s*` after `\n` would rescan every later newline (quadratic on "\n" * N).
 _A_LINE = re.compile(r"(?:^|\n)[ \t]*(?:\*\*)?A(?:\*\*)?[ \t]*:", re.IGNORECASE)
 _WRAPPERS = ("\\text", "\\textbf", "\\mathrm", "\\mbox", "\\textrm")
@@ -223,6 +228,8 @@ def last_number(text: str) -> str | None:
     before = text[s - 1] if s > 0 else ""
     after = text[e] if e < len(text) else ""
     ans = _read_number(run, before, after)
+    if ans is not None and _PERCENT_AFTER.match(text, e):
+        return ans + "%"
     if ans is not None and "," not in run and e - s <= 40:
         stop = e + 1 if after == "}" else e
         frac = _TRAILING_FRACTION.search(text[max(0, s - 40):stop])
@@ -351,13 +358,12 @@ def _first_sentence(text: str) -> str:
 
 def _last_marker(text: str, *, a_line: bool) -> tuple[int, bool] | None:
     """(end of the last answer marker, it is an `A:` line)."""
-    word = _last_match(_ANSWER_WORD, text)
+    found = [(m.end(), False) for m in (_last_match(_ANSWER_WORD, text), _last_match(_ANSWER_HEADING, text))
+             if m is not None]
     line = _last_match(_A_LINE, text) if a_line else None
-    if word is None and line is None:
-        return None
-    if line is not None and (word is None or line.end() > word.end()):
-        return line.end(), True
-    return word.end(), False
+    if line is not None:
+        found.append((line.end(), True))
+    return max(found) if found else None
 
 
 def _segment(text: str, start: int, *, a_line: bool) -> str | None:
