@@ -243,3 +243,25 @@ def test_multiset_matching_fast_equals_obvious():
         obvious = any(all(is_equivalent(pred=a, gold=b) for a, b in zip(perm, gold, strict=True))
                       for perm in itertools.permutations(pred))
         assert is_equivalent(pred="\\{" + ",".join(pred) + "\\}", gold="\\{" + ",".join(gold) + "\\}") == obvious
+
+
+PROTOCOL_ROWS = [
+    ("gsm8k_hash", "so #### 1,800", "1800", True), ("gsm8k_hash", "#### 18", "1800", False),
+    ("gsm8k_hash", "no marker, no number", "5", False),
+    ("metamath", "The answer is: 18.", "18", True), ("metamath", "The answer is: 17.6", "18", True),
+    ("metamath", "The answer is: \\frac{1}{2}.", "\\frac12", True),
+    ("metamath", "The answer is: 0.5", "\\frac{1}{2}", False),
+    ("mammoth", "3.9", "4", True), ("mammoth", "0.51", "0.5", True), ("mammoth", "0.6", "0.5", False),
+    ("mammoth", "\\dfrac{1}{2}", "\\frac12", True),
+    ("prm800k", "# Answer\n\n\\frac{2}{4}", "\\frac{1}{2}", False),
+    ("prm800k", "# Answer\n\n(1,2)", "(1, 2)", True), ("prm800k", "[1,2]", "(1,2)", False),
+    ("prm800k", "x^2+2x+1", "(x+1)(x+1)", True), ("prm800k", "5", "5.0", False),
+    ("icot", "1,234", "1234", True), ("icot", "1234", "1243", False),
+]
+
+
+@pytest.mark.parametrize("profile,pred,gold,expected", PROTOCOL_ROWS)
+def test_seed_protocol_profiles(profile, pred, gold, expected):
+    """The seeds' own protocols reproduce their conventions, including their known strictness
+    (PRM800K refuses unreduced fractions and 5.0 for 5) and leniency (MAmmoTH's 4% tolerance)."""
+    assert grade(pred=pred, gold=gold, profile=profile, timeout=30).correct is expected

@@ -85,6 +85,12 @@ class _Grader:
         p0, g0 = pred.strip(), gold.strip()
         if self.profile.engine == "math-verify":
             return self._math_verify(p0, g0)
+        if self.profile.engine == "prm800k":
+            return self._prm800k(p0, g0)
+        if self.profile.engine != "mathforge":
+            from mathforge.grading.protocols import ENGINES
+
+            return Verdict(ENGINES[self.profile.engine](p0, g0), self.profile.engine)
         if self.profile.name == "harness":
             return self._harness_top(p0, g0)
         if len(p0) > 20 * MAX_SYMBOLIC_LEN or len(g0) > 20 * MAX_SYMBOLIC_LEN:
@@ -112,6 +118,25 @@ class _Grader:
         if len(p0.strip("()$ ")) == 1 and pred_letter is not None and _OPTION.fullmatch(g0.strip()):
             return Verdict(pred_letter == gold_letter, "string")     # gold `(D) Alina`, pred `D`
         return None
+
+    def _prm800k(self, pred: str, gold: str) -> Verdict:
+        from mathforge.grading import worker
+        from mathforge.grading.protocols import prm800k_elements
+
+        pairs = prm800k_elements(pred, gold)
+        if pairs is None:
+            return Verdict(False, "prm800k")
+        for a, b in pairs:
+            try:
+                self.deadline += worker.get_pool().ensure_started()
+                remaining = max(self.deadline - time.monotonic(), 0.0)
+                if not worker.symbolic_equal(a, b, timeout=remaining, op="simplify_equal"):
+                    return Verdict(False, "prm800k")
+            except worker.WorkerTimeout:
+                return Verdict(False, "prm800k", timed_out=True)
+            except OSError:
+                return Verdict(False, "none")
+        return Verdict(True, "prm800k")
 
     def _math_verify(self, pred: str, gold: str) -> Verdict:
         from mathforge.grading import worker

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+ENGINES = ("mathforge", "math-verify", "gsm8k_hash", "metamath", "mammoth", "prm800k", "icot")
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -42,7 +44,7 @@ class Profile:
         if self.percent not in ("always", "marked", "never"):
             raise ValueError(f"Profile {self.name!r}: percent must be always/marked/never, "
                              f"got {self.percent!r}")
-        if self.engine not in ("mathforge", "math-verify"):
+        if self.engine not in ENGINES:
             raise ValueError(f"Profile {self.name!r}: unknown engine {self.engine!r}")
 
 
@@ -61,6 +63,16 @@ PROFILES: dict[str, Profile] = {
     "math-verify": Profile(
         "math-verify", "Math-Verify's verify(parse(gold), parse(pred)), for comparison with "
         "projects that grade with it", engine="math-verify"),
+    # The seed papers' own protocols (`protocols.py`), to reproduce their published numbers.
+    "gsm8k_hash": Profile("gsm8k_hash", "Masked Thought GSM8K runs: `#### x` as a float, within 1e-4",
+                          engine="gsm8k_hash"),
+    "metamath": Profile("metamath", "MetaMathQA: after `The answer is: `; integer golds rounded, "
+                        "else Hendrycks-normalised strings equal", engine="metamath"),
+    "mammoth": Profile("mammoth", "MAmmoTH (SDAT): normalised strings, integer golds rounded, else "
+                       "4% relative tolerance", engine="mammoth"),
+    "prm800k": Profile("prm800k", "the PRM800K grader (TSMC): conservative, element by element, "
+                       "SymPy simplify", engine="prm800k"),
+    "icot": Profile("icot", "implicit CoT: commas removed, exact string", engine="icot"),
 }
 
 

@@ -86,6 +86,17 @@ def symbolic_equal(a: str, b: str) -> bool:
     return False
 
 
+def simplify_equal(a: str, b: str) -> bool:
+    """The PRM800K grader's test: `simplify(parse(a) - parse(b)) == 0`, nothing more lenient."""
+    x, y = parse(a), parse(b)
+    if not (isinstance(x, sympy.Expr) and isinstance(y, sympy.Expr)):
+        return False
+    try:
+        return sympy.simplify(x - y) == 0
+    except Exception:  # noqa: BLE001 - a difference SymPy cannot simplify is not shown equal
+        return False
+
+
 def math_verify_equal(pred: str, gold: str) -> bool:
     """Math-Verify's own verdict, `verify(parse(gold), parse(pred))`, both wrapped in `$…$` when they
     carry no delimiters (its extraction wants math mode). Timeouts are ours (the worker), so its

@@ -229,7 +229,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(_close_at_exit)
 
 
-_OPS = ("symbolic_equal", "math_verify_equal")
+_OPS = ("symbolic_equal", "math_verify_equal", "simplify_equal")
 
 
 def symbolic_equal(a: str, b: str, *, timeout: float, op: str = "symbolic_equal") -> bool:
