@@ -1,0 +1,97 @@
+"""`mathforge synth STAGE ...`: the JiuZhang3.0-style synthesis pipeline (methods.md §d), one
+subcommand per stage over `mathforge.synth.stages`; each writes its output and a manifest.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+STAGES = ("snippets", "prompts", "generate", "merge")
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("synth", help="data synthesis: snippets, prompts, generate, merge, parse, filter, "
+                                            "dedup, decontaminate, train-data")
+    sub = p.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    s = sub.add_parser("snippets", help="S1: corpus (JSONL / Markdown / text / folder) -> snippets.jsonl")
+    s.add_argument("corpus", type=Path)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--source", default="auto", help="auto, stack, textbook, wiki, web, arxiv")
+    s.add_argument("--text-field", default="text")
+    s.add_argument("--limit", type=int, default=0)
+    s = sub.add_parser("prompts", help="S2: snippets.jsonl -> prompts.jsonl (8 levels, or --tool)")
+    s.add_argument("snippets", type=Path)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--levels", default="", help="comma-separated subset of the eight levels")
+    s.add_argument("--tool", action="store_true", help="the tool (code) variant")
+    s.add_argument("--demos", type=Path, default=None, help="JSONL of {question, solution} demonstrations")
+    s = sub.add_parser("generate", help="S4: prompts.jsonl -> chunks (resumable, --shard i/n)")
+    s.add_argument("prompts", type=Path)
+    s.add_argument("--engine", required=True, help="model folder, openai:URL#MODEL, vllm:PATH, ...")
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--shard", default="0/1")
+    s.add_argument("--chunk-size", type=int, default=8000)
+    s.add_argument("--n", type=int, default=1, help="generations per prompt")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--max-new-tokens", type=int, default=2500)
+    s.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    s.add_argument("--declared-sampling", action="store_true", help="top-p 0.95 as the original declared")
+    s.add_argument("--option", action="append", default=[], metavar="K=V",
+                   help="engine keyword, e.g. batch_size=16 or concurrency=32 (value read as JSON)")
+    s = sub.add_parser("merge", help="S4: join shard folders into one generations.jsonl")
+    s.add_argument("folders", type=Path, nargs="+")
+    s.add_argument("--out", type=Path, required=True, help="output JSONL file")
+
+
+def _options(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--option {pair!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from mathforge.synth import stages
+
+    try:
+        counts = _run(args, stages)
+    except RuntimeError as exc:  # engine failures: one clear line; finished work stays on disk
+        print(f"mathforge synth {args.stage}: error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(counts))
+    return 0
+
+
+def _run(args: argparse.Namespace, stages) -> dict:
+    if args.stage == "snippets":
+        from mathforge.synth.snippets import SnippetConfig
+
+        cfg = SnippetConfig(source=args.source, text_field=args.text_field, limit=args.limit)
+        return stages.snippets_stage(args.corpus, args.out, cfg)
+    if args.stage == "prompts":
+        from mathforge.synth.prompts import LEVELS, PromptConfig
+
+        cfg = PromptConfig(levels=args.levels.split(",") if args.levels else list(LEVELS))
+        return stages.prompts_stage(args.snippets, args.out, cfg, tool=args.tool, demos_file=args.demos)
+    if args.stage == "generate":
+        from mathforge.synth.generate import GenerateConfig
+
+        cfg = GenerateConfig(engine=args.engine, out_dir=str(args.out), chunk_size=args.chunk_size, shard=args.shard,
+                             n=args.n, seed=args.seed, temperature=args.temperature,
+                             max_new_tokens=args.max_new_tokens, stop=args.stop,
+                             use_declared_sampling=args.declared_sampling, engine_options=_options(args.option))
+        return stages.generate_stage(args.prompts, cfg)
+    if args.stage == "merge":
+        from mathforge.synth.generate import merge_generations
+
+        return merge_generations(args.folders, args.out)
+    raise ValueError(f"unknown stage {args.stage!r}")  # pragma: no cover

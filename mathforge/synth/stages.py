@@ -1,0 +1,52 @@
+"""File-level entry points of the synthesis stages (methods.md §d): read JSONL, call the stage's
+function on plain records, write the output and a `manifest.json` beside it. The `mathforge synth`
+subcommands call these and nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mathforge.synth.io import load_records, write_jsonl, write_manifest
+
+
+def snippets_stage(corpus: str | Path, out_dir: str | Path, cfg=None) -> dict[str, int]:
+    from mathforge.synth.snippets import SnippetConfig, corpus_files, make_snippets
+
+    cfg = cfg or SnippetConfig()
+    snippets, counts = make_snippets(corpus, cfg)
+    write_jsonl(Path(out_dir) / "snippets.jsonl", snippets)
+    write_manifest(out_dir, "snippets", config=cfg, inputs=corpus_files(corpus), counts=counts)
+    return counts
+
+
+def prompts_stage(snippets_file: str | Path, out_dir: str | Path, cfg=None, *, tool: bool = False,
+                  demos_file: str | Path | None = None) -> dict[str, int]:
+    from mathforge.synth.prompts import PromptConfig, build_prompts, build_tool_prompts
+
+    cfg = cfg or PromptConfig()
+    snippets = load_records(snippets_file, required=("id", "text"))
+    if not snippets:
+        raise ValueError(f"{snippets_file}: no snippets")
+    if tool:
+        demos = load_records(demos_file, required=("question", "solution")) if demos_file else None
+        prompts = build_tool_prompts(snippets, demos, cfg)
+    else:
+        prompts = build_prompts(snippets, cfg)
+    if not prompts:
+        raise ValueError(f"{snippets_file}: no prompt built (no snippet has a level in {cfg.levels})")
+    counts = {"snippets": len(snippets), "prompts": len(prompts)}
+    for p in prompts:
+        counts[f"level_{p['level']}"] = counts.get(f"level_{p['level']}", 0) + 1
+    write_jsonl(Path(out_dir) / "prompts.jsonl", prompts)
+    inputs = [snippets_file, *([demos_file] if demos_file else [])]
+    write_manifest(out_dir, "prompts", config=cfg, inputs=inputs, counts=counts, extra={"tool": tool})
+    return counts
+
+
+def generate_stage(prompts_file: str | Path, cfg, engine=None) -> dict[str, int]:
+    from mathforge.synth.generate import check_prompts, run_generation
+
+    prompts = load_records(prompts_file)
+    check_prompts(prompts, str(prompts_file))
+    return run_generation(prompts, cfg, engine)
