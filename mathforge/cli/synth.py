@@ -44,6 +44,17 @@ def add_parser(subparsers) -> None:
     s = sub.add_parser("merge", help="S4: join shard folders into one generations.jsonl")
     s.add_argument("folders", type=Path, nargs="+")
     s.add_argument("--out", type=Path, required=True, help="output JSONL file")
+    s = sub.add_parser("parse", help="S5: generations.jsonl -> records.jsonl + rejected.jsonl (reasons counted)")
+    s.add_argument("generations", type=Path)
+    s.add_argument("--out", type=Path, required=True)
+    s = sub.add_parser("filter", help="S6: records.jsonl -> kept.jsonl + removed.jsonl (filter, reason)")
+    s.add_argument("records", type=Path)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--filters", default="", help="comma-separated, default: all but self_consistency")
+    s.add_argument("--min-tokens", type=int, default=150)
+    s.add_argument("--tokenizer", default="", help="HF tokenizer folder for token counts")
+    s.add_argument("--engine", default="", help="solver engine for the self_consistency filter")
+    s.add_argument("--k", type=int, default=4, help="re-solves for self_consistency")
 
 
 def _options(pairs: list[str]) -> dict:
@@ -94,4 +105,12 @@ def _run(args: argparse.Namespace, stages) -> dict:
         from mathforge.synth.generate import merge_generations
 
         return merge_generations(args.folders, args.out)
+    if args.stage == "parse":
+        return stages.parse_stage(args.generations, args.out)
+    if args.stage == "filter":
+        from mathforge.synth.filters import DEFAULT_FILTERS, FilterConfig
+
+        cfg = FilterConfig(filters=args.filters.split(",") if args.filters else list(DEFAULT_FILTERS),
+                           min_tokens=args.min_tokens, tokenizer=args.tokenizer, consistency_k=args.k)
+        return stages.filter_stage(args.records, args.out, cfg, engine_spec=args.engine)
     raise ValueError(f"unknown stage {args.stage!r}")  # pragma: no cover

@@ -50,3 +50,32 @@ def generate_stage(prompts_file: str | Path, cfg, engine=None) -> dict[str, int]
     prompts = load_records(prompts_file)
     check_prompts(prompts, str(prompts_file))
     return run_generation(prompts, cfg, engine)
+
+
+def parse_stage(generations_file: str | Path, out_dir: str | Path, cfg=None) -> dict[str, int]:
+    from mathforge.synth.parse import ParseConfig, parse_generations
+
+    cfg = cfg or ParseConfig()
+    kept, rejected, counts = parse_generations(load_records(generations_file), cfg)
+    write_jsonl(Path(out_dir) / "records.jsonl", kept)
+    write_jsonl(Path(out_dir) / "rejected.jsonl", rejected)
+    write_manifest(out_dir, "parse", config=cfg, inputs=[generations_file], counts=counts)
+    return counts
+
+
+def filter_stage(records_file: str | Path, out_dir: str | Path, cfg=None, *, engine_spec: str = "",
+                 engine_options: dict | None = None) -> dict[str, int]:
+    from mathforge.synth.filters import FilterConfig, apply_filters
+
+    cfg = cfg or FilterConfig()
+    engine = None
+    if engine_spec:
+        from mathforge.infer.loading import load_engine
+
+        engine = load_engine(engine_spec, **(engine_options or {}))
+    kept, removed, counts = apply_filters(load_records(records_file), cfg, engine)
+    write_jsonl(Path(out_dir) / "kept.jsonl", kept)
+    write_jsonl(Path(out_dir) / "removed.jsonl", removed)
+    write_manifest(out_dir, "filter", config=cfg, inputs=[records_file], counts=counts,
+                   extra={"engine": engine_spec})
+    return counts
