@@ -8,8 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-STAGES = ("snippets", "prompts", "generate", "merge")
-
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("synth", help="data synthesis: snippets, prompts, generate, merge, parse, filter, "
@@ -55,6 +53,12 @@ def add_parser(subparsers) -> None:
     s.add_argument("--tokenizer", default="", help="HF tokenizer folder for token counts")
     s.add_argument("--engine", default="", help="solver engine for the self_consistency filter")
     s.add_argument("--k", type=int, default=4, help="re-solves for self_consistency")
+    s = sub.add_parser("dedup", help="S7: exact + MinHash LSH near-duplicate removal -> kept.jsonl + removed.jsonl")
+    s.add_argument("records", type=Path)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--field", default="problem")
+    s.add_argument("--threshold", type=float, default=0.8, help="estimated Jaccard of word 5-grams (0.8)")
+    s.add_argument("--exact-only", action="store_true")
 
 
 def _options(pairs: list[str]) -> dict:
@@ -113,4 +117,9 @@ def _run(args: argparse.Namespace, stages) -> dict:
         cfg = FilterConfig(filters=args.filters.split(",") if args.filters else list(DEFAULT_FILTERS),
                            min_tokens=args.min_tokens, tokenizer=args.tokenizer, consistency_k=args.k)
         return stages.filter_stage(args.records, args.out, cfg, engine_spec=args.engine)
+    if args.stage == "dedup":
+        from mathforge.synth.dedup import DedupConfig
+
+        cfg = DedupConfig(field=args.field, threshold=args.threshold, near=not args.exact_only)
+        return stages.dedup_stage(args.records, args.out, cfg)
     raise ValueError(f"unknown stage {args.stage!r}")  # pragma: no cover

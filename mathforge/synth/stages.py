@@ -79,3 +79,14 @@ def filter_stage(records_file: str | Path, out_dir: str | Path, cfg=None, *, eng
     write_manifest(out_dir, "filter", config=cfg, inputs=[records_file], counts=counts,
                    extra={"engine": engine_spec})
     return counts
+
+
+def dedup_stage(records_file: str | Path, out_dir: str | Path, cfg=None) -> dict[str, int]:
+    from mathforge.synth.dedup import DedupConfig, deduplicate
+
+    cfg = cfg or DedupConfig()
+    kept, removed, counts = deduplicate(load_records(records_file), cfg)
+    write_jsonl(Path(out_dir) / "kept.jsonl", kept)
+    write_jsonl(Path(out_dir) / "removed.jsonl", removed)
+    write_manifest(out_dir, "dedup", config=cfg, inputs=[records_file], counts=counts)
+    return counts
