@@ -59,6 +59,16 @@ def add_parser(subparsers) -> None:
     s.add_argument("--field", default="problem")
     s.add_argument("--threshold", type=float, default=0.8, help="estimated Jaccard of word 5-grams (0.8)")
     s.add_argument("--exact-only", action="store_true")
+    s = sub.add_parser("decontaminate", help="S8: flag records overlapping any shipped benchmark (any JSONL file)")
+    s.add_argument("file", type=Path)
+    s.add_argument("--field", default="problem", help="text field to check (e.g. question)")
+    s.add_argument("--solution-field", default="", help="also check this field (e.g. solution)")
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--n", type=int, default=13, help="word n-gram length (13; 10 is the stricter option)")
+    s.add_argument("--benchmarks", default="", help="comma-separated subset (default: every shipped benchmark)")
+    s.add_argument("--no-near", action="store_true", help="skip the MinHash near-duplicate rule")
+    s.add_argument("--eval-set", action="append", default=[], metavar="FILE:FIELD",
+                   help="a user evaluation set to treat as a reference (repeatable)")
 
 
 def _options(pairs: list[str]) -> dict:
@@ -122,4 +132,13 @@ def _run(args: argparse.Namespace, stages) -> dict:
 
         cfg = DedupConfig(field=args.field, threshold=args.threshold, near=not args.exact_only)
         return stages.dedup_stage(args.records, args.out, cfg)
+    if args.stage == "decontaminate":
+        from mathforge.synth.decontam import DecontamConfig
+
+        cfg = DecontamConfig(field=args.field, solution_field=args.solution_field, n=args.n, near=not args.no_near,
+                             benchmarks=[b for b in args.benchmarks.split(",") if b])
+        extra = [tuple(e.rsplit(":", 1)) for e in args.eval_set]
+        if any(len(e) != 2 for e in extra):
+            raise ValueError("--eval-set expects FILE:FIELD")
+        return stages.decontaminate_stage(args.file, args.out, cfg, extra)
     raise ValueError(f"unknown stage {args.stage!r}")  # pragma: no cover

@@ -90,3 +90,33 @@ def dedup_stage(records_file: str | Path, out_dir: str | Path, cfg=None) -> dict
     write_jsonl(Path(out_dir) / "removed.jsonl", removed)
     write_manifest(out_dir, "dedup", config=cfg, inputs=[records_file], counts=counts)
     return counts
+
+
+def decontaminate_stage(file: str | Path, out_dir: str | Path, cfg=None,
+                        extra_refs: list[tuple[str, str]] | None = None) -> dict:
+    """Any JSONL file: `clean.jsonl`, `flagged.jsonl`, `report.json`/`report.md` and the manifest.
+    `extra_refs`: (JSONL file, question field) pairs of user evaluation sets."""
+    import json
+
+    from mathforge.synth.decontam import DecontamConfig, decontaminate, file_references, shipped_references
+    from mathforge.synth.io import read_jsonl
+
+    cfg = cfg or DecontamConfig()
+    fields = (cfg.field, cfg.solution_field) if cfg.solution_field else (cfg.field,)
+    records = [rec for _, rec in read_jsonl(file, required=fields)]
+    refs = shipped_references(cfg.benchmarks or None)
+    for path, qfield in extra_refs or []:
+        refs += file_references(path, qfield)
+    clean, flagged, report = decontaminate(records, cfg, refs)
+    out = Path(out_dir)
+    write_jsonl(out / "clean.jsonl", clean)
+    write_jsonl(out / "flagged.jsonl", flagged)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    lines = [f"# Decontamination of {file}", "", f"{report['flagged']} of {report['input']} records flagged "
+             f"against {report['references']} reference problems (rules: {report['per_rule']}).", "",
+             "| benchmark/split | records flagged |", "|---|---|"]
+    lines += [f"| {b} | {n} |" for b, n in report["per_benchmark"].items()]
+    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_manifest(out, "decontaminate", config=cfg, inputs=[file, *(p for p, _ in extra_refs or [])],
+                   counts={k: report[k] for k in ("input", "flagged", "clean", "references")})
+    return report
