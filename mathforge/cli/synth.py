@@ -67,6 +67,8 @@ def add_parser(subparsers) -> None:
     s.add_argument("--n", type=int, default=13, help="word n-gram length (13; 10 is the stricter option)")
     s.add_argument("--benchmarks", default="", help="comma-separated subset (default: every shipped benchmark)")
     s.add_argument("--no-near", action="store_true", help="skip the MinHash near-duplicate rule")
+    s.add_argument("--near-shingle", type=int, default=2, help="word n of the near rule (2; §d.10 names 5)")
+    s.add_argument("--near-threshold", type=float, default=0.6, help="Jaccard of the near rule (0.6; §d.10: 0.8)")
     s.add_argument("--eval-set", action="append", default=[], metavar="FILE:FIELD",
                    help="a user evaluation set to treat as a reference (repeatable)")
 
@@ -136,6 +138,7 @@ def _run(args: argparse.Namespace, stages) -> dict:
         from mathforge.synth.decontam import DecontamConfig
 
         cfg = DecontamConfig(field=args.field, solution_field=args.solution_field, n=args.n, near=not args.no_near,
+                             near_shingle=args.near_shingle, near_threshold=args.near_threshold,
                              benchmarks=[b for b in args.benchmarks.split(",") if b])
         extra = [tuple(e.rsplit(":", 1)) for e in args.eval_set]
         if any(len(e) != 2 for e in extra):
