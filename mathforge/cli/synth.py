@@ -37,6 +37,7 @@ def add_parser(subparsers) -> None:
     s.add_argument("--max-new-tokens", type=int, default=2500)
     s.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     s.add_argument("--declared-sampling", action="store_true", help="top-p 0.95 as the original declared")
+    s.add_argument("--teacher", action="store_true", help="add the teacher stops of §d.5 (```output, ---)")
     s.add_argument("--option", action="append", default=[], metavar="K=V",
                    help="engine keyword, e.g. batch_size=16 or concurrency=32 (value read as JSON)")
     s = sub.add_parser("merge", help="S4: join shard folders into one generations.jsonl")
@@ -59,6 +60,21 @@ def add_parser(subparsers) -> None:
     s.add_argument("--field", default="problem")
     s.add_argument("--threshold", type=float, default=0.8, help="estimated Jaccard of word 5-grams (0.8)")
     s.add_argument("--exact-only", action="store_true")
+    s = sub.add_parser("kd-data", help="S3: teacher generations -> kd.jsonl + synthesizer.toml (mathforge train)")
+    s.add_argument("generations", type=Path)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--init", default="", help="HF folder of the synthesis model to fine-tune")
+    s.add_argument("--preset", default="nano", help="from-scratch preset when --init is not given")
+    s = sub.add_parser("train-data", help="S9: kept records (+ SFT set) -> stage files + s9-stage*.toml recipes")
+    s.add_argument("records", type=Path, nargs="+", help="synthetic records (CoT and tool), {input, output}")
+    s.add_argument("--sft", type=Path, default=None, help="instruction set: {input, output} or question/answer")
+    s.add_argument("--sft-question-key", default="")
+    s.add_argument("--sft-response-key", default="")
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--init", default="", help="HF folder of the model to train")
+    s.add_argument("--preset", default="nano")
+    s.add_argument("--seq-len", type=int, default=2049)
+    s.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("decontaminate", help="S8: flag records overlapping any shipped benchmark (any JSONL file)")
     s.add_argument("file", type=Path)
     s.add_argument("--field", default="problem", help="text field to check (e.g. question)")
@@ -111,10 +127,11 @@ def _run(args: argparse.Namespace, stages) -> dict:
         return stages.prompts_stage(args.snippets, args.out, cfg, tool=args.tool, demos_file=args.demos)
     if args.stage == "generate":
         from mathforge.synth.generate import GenerateConfig
+        from mathforge.synth.training import TEACHER_STOPS
 
         cfg = GenerateConfig(engine=args.engine, out_dir=str(args.out), chunk_size=args.chunk_size, shard=args.shard,
                              n=args.n, seed=args.seed, temperature=args.temperature,
-                             max_new_tokens=args.max_new_tokens, stop=args.stop,
+                             max_new_tokens=args.max_new_tokens, stop=args.stop + (TEACHER_STOPS if args.teacher else []),
                              use_declared_sampling=args.declared_sampling, engine_options=_options(args.option))
         return stages.generate_stage(args.prompts, cfg)
     if args.stage == "merge":
@@ -144,4 +161,10 @@ def _run(args: argparse.Namespace, stages) -> dict:
         if any(len(e) != 2 for e in extra):
             raise ValueError("--eval-set expects FILE:FIELD")
         return stages.decontaminate_stage(args.file, args.out, cfg, extra)
+    if args.stage == "kd-data":
+        return stages.kd_stage(args.generations, args.out, init=args.init, preset=args.preset)
+    if args.stage == "train-data":
+        return stages.train_data_stage(args.records, args.sft, args.out, sft_question_key=args.sft_question_key,
+                                       sft_response_key=args.sft_response_key, init=args.init, preset=args.preset,
+                                       seq_len=args.seq_len, seed=args.seed)
     raise ValueError(f"unknown stage {args.stage!r}")  # pragma: no cover

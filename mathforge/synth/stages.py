@@ -120,3 +120,40 @@ def decontaminate_stage(file: str | Path, out_dir: str | Path, cfg=None,
     write_manifest(out, "decontaminate", config=cfg, inputs=[file, *(p for p, _ in extra_refs or [])],
                    counts={k: report[k] for k in ("input", "flagged", "clean", "references")})
     return report
+
+
+def kd_stage(generations_file: str | Path, out_dir: str | Path, *, init: str = "", preset: str = "nano",
+             seq_len: int = 2048) -> dict[str, int]:
+    """S3: teacher generations -> `kd.jsonl` and `synthesizer.toml` (run it with `mathforge train`)."""
+    from mathforge.synth.training import kd_examples, synthesizer_recipe, toml_dumps
+
+    out = Path(out_dir)
+    examples, counts = kd_examples(load_records(generations_file))
+    if not examples:
+        raise ValueError(f"{generations_file}: no usable teacher answer ({counts})")
+    write_jsonl(out / "kd.jsonl", examples)
+    recipe = synthesizer_recipe(str((out / "kd.jsonl").resolve()), str(out / "synthesizer"), init=init,
+                                preset=preset, seq_len=seq_len)
+    (out / "synthesizer.toml").write_text(toml_dumps(recipe), encoding="utf-8")
+    write_manifest(out, "kd", config=recipe, inputs=[generations_file], counts=counts)
+    return counts
+
+
+def train_data_stage(pt_files: list[str | Path], sft_file: str | Path | None, out_dir: str | Path, *,
+                     sft_question_key: str = "", sft_response_key: str = "", init: str = "", preset: str = "nano",
+                     seq_len: int = 2049, seed: int = 0) -> dict:
+    """S9: synthetic records (+ an SFT file) -> stage files and `s9-stage*.toml` recipes."""
+    from mathforge.synth.io import read_jsonl
+    from mathforge.synth.training import s9_recipes, stage_files, to_io_record, toml_dumps
+
+    out = Path(out_dir)
+    pt = [to_io_record(r, f"{f}:{n}") for f in pt_files for n, r in read_jsonl(f)]
+    sft = [to_io_record(r, f"{sft_file}:{n}", sft_question_key, sft_response_key)
+           for n, r in read_jsonl(sft_file)] if sft_file else []
+    counts = stage_files(pt, sft, out, seed=seed)
+    recipes = s9_recipes(str(out.resolve()), counts, init=init, preset=preset, seq_len=seq_len)
+    for k, recipe in enumerate(recipes, 1):
+        (out / f"s9-stage{k}.toml").write_text(toml_dumps(recipe), encoding="utf-8")
+    write_manifest(out, "train-data", config={"recipes": recipes, "seed": seed},
+                   inputs=[*pt_files, *([sft_file] if sft_file else [])], counts=counts)
+    return counts | {"recipes": len(recipes)}
