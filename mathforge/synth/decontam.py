@@ -123,6 +123,7 @@ class ReferenceIndex:
             self.lsh = MinHashLSH(threshold=cfg.near_threshold, num_perm=cfg.num_perm)
             norms = [normalize(ref.question) for ref in refs]
             self.hashes = MinHash.bulk([shingles(t, cfg.near_shingle) for t in norms], num_perm=cfg.num_perm, seed=1)
+            self.empty_hash = MinHash(num_perm=cfg.num_perm, seed=1)  # copied per query: no permutation rebuild
             with self.lsh.insertion_session() as session:
                 for r, mh in enumerate(self.hashes):
                     session.insert(r, mh, check_duplication=False)
@@ -136,9 +137,7 @@ class ReferenceIndex:
             for r in (hit,) if isinstance(hit, int) else hit or ():
                 found.setdefault(r, f"{self.cfg.n}-gram")
         if self.lsh is not None and norm:
-            from datasketch import MinHash
-
-            mh = MinHash(num_perm=self.cfg.num_perm, seed=1)
+            mh = self.empty_hash.copy()
             mh.update_batch(shingles(norm, self.cfg.near_shingle))
             for r in self.lsh.query(mh):
                 if r not in found and self.hashes[r].jaccard(mh) >= self.cfg.near_threshold:
