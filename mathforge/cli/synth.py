@@ -66,6 +66,14 @@ def add_parser(subparsers) -> None:
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--init", default="", help="HF folder of the synthesis model to fine-tune")
     s.add_argument("--preset", default="nano", help="from-scratch preset when --init is not given")
+    s = sub.add_parser("boost", help="S3c: rank candidate prompts by gradient value against target problems")
+    s.add_argument("candidates", type=Path, help="generations: {prompt, generated_text}")
+    s.add_argument("--model", required=True, help="reference model folder")
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--targets", type=Path, default=None, help="training-split problems (default: GSM8K train)")
+    s.add_argument("--n-targets", type=int, default=200)
+    s.add_argument("--top-k", type=int, default=4000)
+    s.add_argument("--dim", type=int, default=8192)
     s = sub.add_parser("train-data", help="S9: kept records (+ SFT set) -> stage files + s9-stage*.toml recipes")
     s.add_argument("records", type=Path, nargs="+", help="synthetic records (CoT and tool), {input, output}")
     s.add_argument("--sft", type=Path, default=None, help="instruction set: {input, output} or question/answer")
@@ -165,6 +173,12 @@ def _run(args: argparse.Namespace, stages) -> dict:
         return stages.decontaminate_stage(args.file, args.out, cfg, extra)
     if args.stage == "kd-data":
         return stages.kd_stage(args.generations, args.out, init=args.init, preset=args.preset)
+    if args.stage == "boost":
+        from mathforge.synth.boost import BoostConfig
+
+        cfg = BoostConfig(top_k=args.top_k, dim=args.dim)
+        return stages.boost_stage(args.candidates, args.model, args.out, cfg, targets_file=args.targets,
+                                  n_targets=args.n_targets)
     if args.stage == "train-data":
         return stages.train_data_stage(args.records, args.sft, args.out, sft_question_key=args.sft_question_key,
                                        sft_response_key=args.sft_response_key, init=args.init, preset=args.preset,

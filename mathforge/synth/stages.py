@@ -157,3 +157,30 @@ def train_data_stage(pt_files: list[str | Path], sft_file: str | Path | None, ou
     write_manifest(out, "train-data", config={"recipes": recipes, "seed": seed},
                    inputs=[*pt_files, *([sft_file] if sft_file else [])], counts=counts)
     return counts | {"recipes": len(recipes)}
+
+
+def boost_stage(candidates_file: str | Path, model_dir: str, out_dir: str | Path, cfg=None, *,
+                targets_file: str | Path | None = None, n_targets: int = 200) -> dict[str, int]:
+    """S3c: `selected.jsonl`, the candidate prompts of highest gradient value, for the teacher.
+    Targets: `targets_file` ({input, output} or question/answer), else GSM8K *train* (never test)."""
+    from mathforge.infer.loading import load_engine
+    from mathforge.synth.boost import BoostConfig, select_prompts
+    from mathforge.synth.io import read_jsonl
+    from mathforge.synth.training import to_io_record
+
+    cfg = cfg or BoostConfig()
+    candidates = load_records(candidates_file)
+    if targets_file:
+        targets = [to_io_record(r, f"{targets_file}:{n}") for n, r in read_jsonl(targets_file)][:n_targets]
+    else:
+        from mathforge.data import load_benchmark
+
+        targets = [to_io_record({"question": p.question, "answer": p.solution or p.answer}, f"gsm8k train #{p.id}")
+                   for p in load_benchmark("gsm8k", "train", limit=n_targets)]
+    engine = load_engine(model_dir, batch_size=1)
+    selected = select_prompts(candidates, targets, engine.model, engine.tokenizer, cfg)
+    write_jsonl(Path(out_dir) / "selected.jsonl", selected)
+    counts = {"candidates": len(candidates), "targets": len(targets), "selected": len(selected)}
+    write_manifest(out_dir, "boost", config=cfg, inputs=[candidates_file, *([targets_file] if targets_file else [])],
+                   counts=counts, extra={"model": model_dir})
+    return counts
