@@ -43,6 +43,10 @@ def test_stack_wiki_web_and_arxiv_rules(tmp_path):
     _jsonl(tmp_path / "web.jsonl", [{"text": "low", "score": 0.1}, {"text": "kept", "score": 0.5}])
     web, counts = make_snippets(tmp_path / "web.jsonl", SnippetConfig(source="web", score_field="score"))
     assert [s["text"] for s in web] == ["kept"] and counts["outside_score_window"] == 1
+    _jsonl(tmp_path / "mmiqc.jsonl", [{"question": "q1", "answer": "a1", "source": "math.StackExchange"},
+                                      {"question": "q2", "answer": "a2", "source": "MetaMath"}])
+    stack, counts = make_snippets(tmp_path / "mmiqc.jsonl", SnippetConfig(source_contains="stackexchange"))
+    assert [s["text"] for s in stack] == ["q1\n\na1"] and counts["other_source"] == 1
     tex = "\\documentclass{article}\n\\section{Intro} a\n\\section*{Two} b"
     assert split_tex(tex) == ["\\section{Intro} a\n", "\\section*{Two} b"]
 

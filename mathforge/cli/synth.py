@@ -20,6 +20,7 @@ def add_parser(subparsers) -> None:
     s.add_argument("--text-field", default="text")
     s.add_argument("--limit", type=int, default=0)
     s.add_argument("--max-chars", type=int, default=1000, help="snippet length (1000; tool-variant seeds: 2000)")
+    s.add_argument("--source-contains", default="", help="keep JSONL rows whose 'source' contains this")
     s = sub.add_parser("prompts", help="S2: snippets.jsonl -> prompts.jsonl (8 levels, or --tool)")
     s.add_argument("snippets", type=Path)
     s.add_argument("--out", type=Path, required=True)
@@ -128,7 +129,7 @@ def _run(args: argparse.Namespace, stages) -> dict:
         from mathforge.synth.snippets import SnippetConfig
 
         cfg = SnippetConfig(source=args.source, text_field=args.text_field, limit=args.limit,
-                            max_chars=args.max_chars)
+                            max_chars=args.max_chars, source_contains=args.source_contains)
         return stages.snippets_stage(args.corpus, args.out, cfg)
     if args.stage == "prompts":
         from mathforge.synth.prompts import LEVELS, PromptConfig

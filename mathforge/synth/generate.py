@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,9 @@ def _check_run(out: Path, key: dict[str, Any], n_chunks: int) -> None:
                              "use a new --out or delete it")
         return
     out.mkdir(parents=True, exist_ok=True)
-    run_file.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    tmp = run_file.with_name(f".run.json.tmp{os.getpid()}")  # shards may start together in one folder
+    tmp.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, run_file)
 
 
 def _generate_chunk(engine: Any, chunk: list[dict], cfg: GenerateConfig, seed: int) -> list[dict]:

@@ -51,6 +51,7 @@ class SnippetConfig:
     max_chars: int = 1000
     seed: int | None = None
     score_field: str = ""
+    source_contains: str = ""  # JSONL: keep rows whose `source` field contains this (MMIQC: "stackexchange")
     min_score: float = 0.2
     max_score: float = 1.0
     limit: int = 0
@@ -106,6 +107,9 @@ def _units(path: Path, cfg: SnippetConfig, counts: Counter) -> list[tuple[str, s
         kind = cfg.source
         if kind == "auto":
             kind = "stack" if cfg.question_field in rec and cfg.answer_field in rec else "web"
+        if cfg.source_contains and cfg.source_contains.lower() not in str(rec.get("source", "")).lower():
+            counts["other_source"] += 1
+            continue
         if not _in_window(rec, cfg, where):
             counts["outside_score_window"] += 1
             continue
