@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         counts = _run(args, stages)
-    except RuntimeError as exc:  # engine failures: one clear line; finished work stays on disk
+    except (RuntimeError, ImportError) as exc:  # engine failures, missing extras: one clear line
         print(f"mathforge synth {args.stage}: error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(counts))

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
 
-from mathforge.synth.dedup import normalize, shingles
+from mathforge.synth.dedup import datasketch, normalize, shingles
 
 EXACT_ONLY_PREFIXES = ("multiplication-",)
 
@@ -118,8 +118,7 @@ class ReferenceIndex:
                         have.append(r)
         self.lsh = self.hashes = None
         if cfg.near:
-            from datasketch import MinHash, MinHashLSH
-
+            MinHash, MinHashLSH = datasketch().MinHash, datasketch().MinHashLSH  # noqa: N806
             self.lsh = MinHashLSH(threshold=cfg.near_threshold, num_perm=cfg.num_perm)
             norms = [normalize(ref.question) for ref in refs]
             self.hashes = MinHash.bulk([shingles(t, cfg.near_shingle) for t in norms], num_perm=cfg.num_perm, seed=1)

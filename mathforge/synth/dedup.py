@@ -56,10 +56,17 @@ class DedupConfig:
             raise ValueError("dedup.num_perm must be >= 16 and dedup.shingle >= 1")
 
 
-def minhashes(norms: list[str], cfg: DedupConfig) -> list[Any]:
-    from datasketch import MinHash
+def datasketch() -> Any:
+    """The `datasketch` module, or an ImportError that says how to install it."""
+    try:
+        import datasketch as ds
+    except ImportError as exc:
+        raise ImportError("near-duplicate detection needs datasketch: pip install -e '.[synth]'") from exc
+    return ds
 
-    return MinHash.bulk([shingles(t, cfg.shingle) for t in norms], num_perm=cfg.num_perm, seed=cfg.seed)
+
+def minhashes(norms: list[str], cfg: DedupConfig) -> list[Any]:
+    return datasketch().MinHash.bulk([shingles(t, cfg.shingle) for t in norms], num_perm=cfg.num_perm, seed=cfg.seed)
 
 
 def _text(rec: dict, field: str, i: int) -> str:
@@ -71,8 +78,6 @@ def _text(rec: dict, field: str, i: int) -> str:
 
 def deduplicate(records: list[dict], cfg: DedupConfig | None = None) -> tuple[list[dict], list[dict], dict]:
     """(kept, removed with `reason` and `duplicate_of`, counts)."""
-    from datasketch import MinHashLSH
-
     cfg = cfg or DedupConfig()
     norms = [normalize(_text(r, cfg.field, i)) for i, r in enumerate(records)]
     first: dict[bytes, int] = {}
@@ -87,7 +92,7 @@ def deduplicate(records: list[dict], cfg: DedupConfig | None = None) -> tuple[li
     n_exact = len(removed)
     if cfg.near and kept_idx:
         hashes = minhashes([norms[i] for i in kept_idx], cfg)
-        lsh = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm)
+        lsh = datasketch().MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm)
         survivors = []
         for j, (i, mh) in enumerate(zip(kept_idx, hashes, strict=True)):
             match = next((c for c in lsh.query(mh) if hashes[c].jaccard(mh) >= cfg.threshold), None)
