@@ -68,6 +68,11 @@ def test_every_stage_from_the_command_line(tmp_path):
     assert flagged[0]["id"] == "gsm" and flagged[0]["contamination"][0]["id"] == "0"
     td = synth("train-data", tmp_path / "c" / "clean.jsonl", "--out", tmp_path / "t")
     assert td["pt"] == 2 and td["recipes"] == 1 and (tmp_path / "t" / "s9-stage1.toml").exists()
+    synth("report", tmp_path / "s1", tmp_path / "s2", tmp_path / "p", tmp_path / "f", tmp_path / "d",
+          tmp_path / "c", "--out", tmp_path / "yields.md")
+    text = (tmp_path / "yields.md").read_text()
+    assert "| parse |" in text and "rejected_unclosed_problem_section 1" in text and "| dedup |" in text
+    assert "**decontaminate, rejected**" in text and "gsm8k" in text
     for stage in ("s1", "s2", "g0", "p", "f", "d", "c", "t"):
         manifests = list((tmp_path / stage).glob("manifest*.json"))
         assert manifests and "versions" in json.loads(manifests[0].read_text())

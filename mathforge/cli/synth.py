@@ -85,6 +85,9 @@ def add_parser(subparsers) -> None:
     s.add_argument("--preset", default="nano")
     s.add_argument("--seq-len", type=int, default=2049)
     s.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("report", help="yields per stage (from the manifests) with kept and rejected examples")
+    s.add_argument("folders", type=Path, nargs="+", help="stage output folders, in pipeline order")
+    s.add_argument("--out", type=Path, default=None, help="write the Markdown here (default: print it)")
     s = sub.add_parser("decontaminate", help="S8: flag records overlapping any shipped benchmark (any JSONL file)")
     s.add_argument("file", type=Path)
     s.add_argument("--field", default="problem", help="text field to check (e.g. question)")
@@ -174,6 +177,15 @@ def _run(args: argparse.Namespace, stages) -> dict:
         return stages.decontaminate_stage(args.file, args.out, cfg, extra)
     if args.stage == "kd-data":
         return stages.kd_stage(args.generations, args.out, init=args.init, preset=args.preset)
+    if args.stage == "report":
+        from mathforge.synth.report import yields_report
+
+        text = yields_report(args.folders)
+        if args.out:
+            args.out.write_text(text, encoding="utf-8")
+        else:
+            print(text)
+        return {"stages": len(args.folders)}
     if args.stage == "boost":
         from mathforge.synth.boost import BoostConfig
 
