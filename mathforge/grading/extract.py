@@ -51,6 +51,14 @@ from __future__ import annotations
 
 import re
 
+from mathforge.grading.extract_numbers import (
+    _NUMBER_RUN,
+    _decimal_comma,
+    _last_match,
+    _read_number,
+    last_number,
+)
+
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 _MAX_BOX_TRIES = 3            # earlier box commands looked at behind a cut-off or non-box one
 _MAX_SPAN_TRIES = 3           # `$` candidates looked at from the end for the last LaTeX span
@@ -58,18 +66,10 @@ _MAX_JOINED = 5               # boxes / spans joined into one answer ("$1$, $2$ 
 _BOX_GAP = re.compile(
     r"(?:\s|[,;&~$]|\\[()\[\],;: !]|\\q?quad|\\(?:text|mbox|textrm)\{\s*(?:and|,)?\s*\}|and)*")
 _SPAN_GAP = re.compile(r"\s{0,3}(?:,\s{0,3}(?:and)?|and)?\s{0,3}")
-_SPACE_THOUSANDS = re.compile(r"\s*(-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?)\s*\.?")
-_NUMBER_RUN = re.compile(r"-?\.?\d[\d.,]*")     # starts at a digit: no backtracking, linear
-_PERCENT_AFTER = re.compile(r" ?(?:\\?%|percent\b)")
-_SIMPLE_NUMBER = re.compile(r"-?\d*\.?\d+")
-_THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
-_TRAILING_FRACTION = re.compile(
-    r"(?:-?\\[dtc]?frac\{-?\d+(?:\.\d+)?\}\{-?\d+(?:\.\d+)?\}|(?<![\d.])-?\d+(?:\.\d+)?/\d+(?:\.\d+)?)\Z")
-_LEADING_DECIMAL_COMMA = re.compile(r"(-?\d+),(\d{1,2}|\d{4,})(?![\d,])")
 _NEWLINE_INDENT = re.compile(r"\n\s*")
 _SENTENCE_END = re.compile(r"\.\s|\n|\$\.|\.$")
 _DIGIT = re.compile(r"\d")
-_SPAN_JOINER = re.compile(r"[ \t]{0,3}(?:,[ \t]{0,3}(?:and|or)?|and|or)[ \t]{1,3}(?=\$|\\\()")
+_SPAN_JOINER = re.compile(r"[ \t]{0,3}(?:,[ \t]{0,3}(?:and)?|and)[ \t]{1,3}(?=\$|\\\()")
 _WORD = re.compile(r"[A-Za-z']+")
 # "the answer is", "final answer is:", "Answer:", "**Final Answer:**", "answer**:".
 _ANSWER_WORD = re.compile(r"\banswers?\b(?:[ \t]*\*\*)?[ \t]*(?:(?:is|are)\b[ \t]*:?|:)", re.IGNORECASE)
@@ -81,14 +81,6 @@ _ANSWER_HEADING = re.compile(
 _A_LINE = re.compile(r"(?:^|\n)[ \t]*(?:\*\*)?A(?:\*\*)?[ \t]*:", re.IGNORECASE)
 _WRAPPERS = ("\\text", "\\textbf", "\\mathrm", "\\mbox", "\\textrm")
 _LATEX_SPACES = ("\\,", "\\;", "\\!", "\\quad", "\\ ")
-
-
-def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
-    """The last match of `pattern` in `text` (one linear scan)."""
-    last = None
-    for m in pattern.finditer(text):
-        last = m
-    return last
 
 
 def matching_brace(text: str, start: int) -> int:
@@ -187,61 +179,6 @@ def last_boxed(text: str) -> str | None:
     """Content of the last balanced `\\boxed{...}` / `\\fbox{...}` (None if there is none, or if
     the generation was cut off inside its last box)."""
     return _find_box(text)[0]
-
-
-# -------------------------------------------------------------------------------------- numbers
-
-def _read_number(run: str, before: str, after: str) -> str | None:
-    """One run of digits, dots and commas as a number (see the module docstring for commas)."""
-    run = run.rstrip(".,")
-    if "," in run:
-        if _THOUSANDS.fullmatch(run):
-            return run.replace(",", "")
-        head, _, tail = run.partition(",")
-        decimal = ("," not in tail and "." not in run and (len(tail) != 3 or head in ("0", "-0"))
-                   and before not in ("(", "[", "{") and after not in (")", "]", "}"))
-        if decimal and head.lstrip("-").isdigit() and tail.isdigit():
-            return f"{head}.{tail}"
-        run = run.rpartition(",")[2]         # a list such as (3,4) or 1,2,3: its last element
-    last = None
-    for m in _SIMPLE_NUMBER.finditer(run):
-        last = m.group()
-    return last
-
-
-def last_number(text: str) -> str | None:
-    """H2-5: the last number, reading thousands separators and decimal commas by their shape; a
-    trailing `\\frac{a}{b}` or `a/b` is returned whole; digits glued to letters on both sides
-    (`AZYUK2A`) are not a number; a text that is only `1 000` is one thousand."""
-    whole = _SPACE_THOUSANDS.fullmatch(text)
-    if whole is not None:
-        return whole.group(1).replace(" ", "")
-    last = None
-    for m in _NUMBER_RUN.finditer(text):
-        s, e = m.span()
-        if not (text[s - 1:s].isalpha() and text[e:e + 1].isalpha()):
-            last = m
-    if last is None:
-        return None
-    run = last.group()
-    s, e = last.start(), last.start() + len(run.rstrip(".,"))
-    before = text[s - 1] if s > 0 else ""
-    after = text[e] if e < len(text) else ""
-    ans = _read_number(run, before, after)
-    if ans is not None and _PERCENT_AFTER.match(text, e):
-        return ans + "%"
-    if ans is not None and "," not in run and e - s <= 40:
-        stop = e + 1 if after == "}" else e
-        frac = _TRAILING_FRACTION.search(text[max(0, s - 40):stop])
-        if frac is not None:
-            return frac.group()
-    return ans
-
-
-def _decimal_comma(ans: str) -> str:
-    """`1,5 kg` -> `1.5 kg` when the answer opens with a number whose comma is a decimal comma."""
-    m = _LEADING_DECIMAL_COMMA.match(ans)
-    return f"{m.group(1)}.{m.group(2)}{ans[m.end():]}" if m else ans
 
 
 # -------------------------------------------------------------------------------- LaTeX spans
@@ -390,7 +327,7 @@ def _segment(text: str, start: int, *, a_line: bool) -> str | None:
 
 
 def _joined_spans(rest: str, span: tuple[str, int]) -> str | None:
-    """"$2$ and $3$" / "$2$, $3$, or $4$" after a marker: the spans joined with ", " (at most 5)."""
+    """"$2$ and $3$" / "$2$, $3$, and $4$" after a marker: the spans joined with ", " (at most 5)."""
     parts = [_unwrap(span[0])]
     end = span[1]
     for _ in range(4):
