@@ -215,3 +215,11 @@ def test_every_gold_grades_correct_against_itself():
             if not grade(pred=pred, gold=p.answer, **p.grading).correct:
                 failures.add((name, p.id))
     assert failures <= KNOWN_UNEXTRACTABLE, sorted(failures - KNOWN_UNEXTRACTABLE)[:10]
+
+
+def test_either_answer_golds_keep_one_alternative():
+    """MATH solutions that box two alternatives ("Either point is an acceptable answer") keep one
+    of them as the gold, not both as a list a single correct point would be graded against."""
+    by_id = {p.id: p for p in load_benchmark("math")}
+    assert by_id["2716"].answer == "(0,0)"
+    assert by_id["414"].answer == "-2, 1"          # two boxes that are one answer stay joined

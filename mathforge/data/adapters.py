@@ -63,11 +63,21 @@ def after_hashes(text: str) -> str:
     return text.rsplit("####", 1)[1].strip().replace(",", "")
 
 
+_EITHER = re.compile(r"\beither (?:point|one|answer|value|of (?:these|them))\b[^.]{0,40}\b(?:acceptable|correct)",
+                     re.IGNORECASE)
+
+
 def last_box(solution: str) -> str:
     """Brace-balanced content of the last `\\boxed{}` through the project's one extractor."""
     from mathforge.grading import extract_answer
 
     box = extract_answer(solution, style="boxed")
+    if box is not None and _EITHER.search(solution):
+        # "Either point is an acceptable answer": boxes side by side are alternatives, not one
+        # answer; the last one alone is the gold (as before boxes were joined).
+        from mathforge.grading.forms import all_boxed
+
+        box = (all_boxed(solution)[0] or [box])[-1]
     if box is None or not box.strip():
         raise RecordError("solution has no \\boxed{} answer")
     return box.strip()
