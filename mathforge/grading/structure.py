@@ -123,8 +123,8 @@ def matrix_cells(s: str) -> list[list[str]] | None:
     if outer_brackets(s) is not None and s[1:].lstrip().startswith("\\begin"):
         s = s[1:-1].strip()           # `\left[\begin{array}...\end{array}\right]`
     m = _MATRIX.fullmatch(s)
-    if m is None:
-        return None
+    if m is None or "\\begin" in m.group(1) or "\\end" in m.group(1):
+        return None                   # two matrices (`A + B`): an expression, not one matrix
     rows = [r for r in m.group(1).split("\\\\") if r.strip()]
     return [[c.strip() for c in r.split("&")] for r in rows]
 
