@@ -166,3 +166,81 @@ def test_bad_tsmc_config():
         TSMCConfig(n=6, m=4)
     with pytest.raises(ValueError, match="resampler"):
         TSMCConfig(resampler="bogus")
+
+
+# ------------------------------------------------------------------------------------ on a real LM
+@pytest.fixture(scope="module")
+def lm():
+    from tiny_lm import tiny_model, tiny_tokenizer
+
+    from mathforge.models.value import ValueModel
+
+    torch.set_num_threads(1)
+    tok = tiny_tokenizer()
+    model = tiny_model(tok, init=0.05)
+    return model, tok, ValueModel.from_generator(model)  # zero head: a constant value model
+
+
+def chi2_two_sample(a: list[int], b: list[int]) -> tuple[float, int]:
+    """Pearson chi-square statistic and degrees of freedom of two samples of categories."""
+    cats = sorted(set(a) | set(b))
+    stat = 0.0
+    for c in cats:
+        oa, ob = a.count(c), b.count(c)
+        ea, eb = (oa + ob) * len(a) / (len(a) + len(b)), (oa + ob) * len(b) / (len(a) + len(b))
+        stat += (oa - ea) ** 2 / ea + (ob - eb) ** 2 / eb
+    return stat, len(cats) - 1
+
+
+def test_constant_value_tsmc_samples_like_plain_sampling(lm):
+    """Uniform weights make every resampling a permutation: the particles are plain samples.
+    Statistic: the number of spaces (the step delimiter here) in each sample, a whole-trajectory property, 2 x 480 samples, two-sample
+    chi-square; tolerance: below the 0.999 quantile (chi2 with df <= 8 stays below 26.2)."""
+    from mathforge.infer.search import SearchConfig, Searcher
+    from mathforge.infer.types import SamplingParams
+
+    model, tok, value = lm
+    params = SamplingParams(max_new_tokens=24, temperature=1.0, seed=11)
+    prompts = [tok(p)["input_ids"] for p in ("The sum", "Tom has 3 apples", "Question: What is")]
+    steps = {}
+    for strategy in ("sample", "tsmc"):
+        cfg = SearchConfig(strategy=strategy, n=160, m=4, stop_steps=3, delimiter=" ", seed=2, answer_header="#@")
+        res = Searcher(model, tok, cfg, value_model=value, params=params, answer_marker=None).run(prompts)
+        steps[strategy] = [min(s["text"].count(" "), 8) for r in res for s in r.samples]
+        if strategy == "tsmc":
+            for r in res:
+                for s in r.samples:  # constant twist: every non-truncated particle has the same vote weight
+                    assert s["vote_weight"] == pytest.approx(0.0 if s["finish"] == "length" else s["vote_weight"])
+                assert any(g["resamplings"] for g in r.extra["groups"])
+    stat, df = chi2_two_sample(steps["sample"], steps["tsmc"])
+    assert df <= 8 and stat < 26.2, (stat, df)
+    assert len(set(steps["tsmc"])) > 2  # the statistic has something to compare
+
+
+def test_strategies_share_samples_and_report_cost(lm):
+    from mathforge.infer.search import SearchConfig, Searcher
+    from mathforge.infer.types import SamplingParams
+
+    model, tok, value = lm
+    params = SamplingParams(max_new_tokens=16, temperature=1.0, seed=3)
+    prompts = [tok(p)["input_ids"] for p in ("The sum", "Tom has")]
+    texts = {}
+    for strategy in ("sample", "bon", "wvote", "beam", "tsmc"):
+        cfg = SearchConfig(strategy=strategy, n=4, m=2, delimiter=" ", answer_header="#@")
+        res = Searcher(model, tok, cfg, value_model=value, params=params, answer_marker=None).run(prompts)
+        assert len(res) == 2 and all(len(r.samples) == 4 for r in res)
+        for r in res:
+            assert r.cost["generated_tokens"] > 0 and r.cost["wall_s"] > 0
+            assert (r.cost["value_tokens"] > 0) == (strategy != "sample")
+        texts[strategy] = [[s["text"] for s in r.samples] for r in res]
+    assert texts["sample"] == texts["bon"] == texts["wvote"]  # the same seed: the same N samples
+
+
+def test_vote_over_equivalence_classes():
+    from mathforge.infer.search import vote
+
+    idx, scores = vote(["1/2", "0.5", "3", None, "3"], [0.2, 0.2, 0.3, 0.9, 0.05])
+    assert idx == 0 and scores[1] == pytest.approx(0.4)  # 1/2 and 0.5 are one class
+    idx, _ = vote(["4", "5", "5", "4"], [1, 1, 1, 1])
+    assert idx == 0  # a tie: equal counts, the earliest sample wins
+    assert vote([None, None], [1, 1])[0] is None
