@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "report": "report",
     "show-prompt": "show_prompt",
     "serve": "serve",
+    "value-data": "value_data",
 }
 
 

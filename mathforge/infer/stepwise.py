@@ -30,9 +30,56 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from transformers.cache_utils import Cache, DynamicLayer
 
 from mathforge.infer.sampling import row_generator, sample_rows
 from mathforge.infer.types import SamplingParams
+
+
+class _GrowingLayer(DynamicLayer):
+    """Keys/values of each row in a preallocated buffer [R, H, capacity, D], written in place (no
+    concatenation of the whole cache at every decoding step); the capacity doubles when full."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, extra: int) -> None:
+        super().__init__()
+        rows, heads, length, dim = keys.shape
+        self.keys = keys.new_empty(rows, heads, length + extra, dim)
+        self.values = values.new_empty(rows, heads, length + extra, dim)
+        self.keys[:, :, :length], self.values[:, :, :length] = keys, values
+        self.length = length
+        self.is_initialized = True
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        end = self.length + key_states.shape[2]
+        if end > self.keys.shape[2]:
+            grow = max(end, 2 * self.keys.shape[2]) - self.keys.shape[2]
+            pad = (0, 0, 0, grow)
+            self.keys = torch.nn.functional.pad(self.keys, pad)
+            self.values = torch.nn.functional.pad(self.values, pad)
+        self.keys[:, :, self.length:end] = key_states  # [R, H, new, D]
+        self.values[:, :, self.length:end] = value_states
+        self.length = end
+        return self.keys[:, :, :end], self.values[:, :, :end]
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if len(indices) == self.keys.shape[0]:  # resampling: rewrite only the rows that change, in place
+            changed = torch.nonzero(indices != torch.arange(len(indices), device=indices.device)).squeeze(1)
+            if len(changed):
+                src, n = indices[changed], self.length
+                self.keys[changed, :, :n] = self.keys[src, :, :n]  # the gather copies first: overlaps are safe
+                self.values[changed, :, :n] = self.values[src, :, :n]
+            return
+        self.keys, self.values = self.keys[indices], self.values[indices]  # duplicates are plain copies
+
+
+class _GrowingCache(Cache):
+    """A prefilled cache expanded to rows (`rows[r]` = the prompt of row r), with room to grow."""
+
+    def __init__(self, prefill: Cache, rows: torch.Tensor, extra: int) -> None:
+        super().__init__(layers=[_GrowingLayer(layer.keys[rows], layer.values[rows], extra) for layer in prefill.layers])
 
 
 @dataclass(frozen=True)
@@ -164,7 +211,7 @@ class StepGenerator:
         cache = DynamicCache(config=model.config)
         out = model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
         sel = torch.tensor(expand, device=self.device)  # [R] prompt of each row
-        cache.batch_select_indices(sel)  # [P, H, T, D] -> [R, H, T, D]
+        cache = _GrowingCache(cache, sel, extra=self.params.max_new_tokens)  # [P, H, T, D] -> [R, H, T + extra, D]
         logits = out.logits[:, -1, :].float()[sel] if lm else None  # [R, V]
         return _Cache(cache=cache, mask=mask[sel], pos=pos[sel, -1] + 1, owner=list(range(len(expand))), logits=logits)
 
@@ -217,6 +264,9 @@ class StepGenerator:
     def _boundary(self, r: Row, allowed: bool) -> bool:
         """Did the last token complete a step delimiter (§e.3, text rule)? Records it when it fires."""
         d = self.steps.delimiter
+        # Fast path: a delimiter completed by the last token lies within its last len(d) + 1 tokens.
+        if d not in self.tok.decode(r.tokens[max(r.step_start, len(r.tokens) - len(d) - 1):], skip_special_tokens=True):
+            return False
         text = self.tok.decode(r.tokens[r.step_start:], skip_special_tokens=True)
         i = text.find(d, r.scan_from)
         while i >= 0:
@@ -340,7 +390,8 @@ class StepGenerator:
                 continue
             where = {i: c for c, i in enumerate(cache.owner)}
             pairs = [(where[j], i) for i, j in enumerate(indices) if j in where]
-            cache.keep([c for c, _ in pairs], [i for _, i in pairs])
+            with torch.inference_mode():  # the caches are inference tensors, updated in place
+                cache.keep([c for c, _ in pairs], [i for _, i in pairs])
             cache.h = {i: cache.h[j] for i, j in enumerate(indices) if j in cache.h}
         state.rows = new
 

@@ -53,7 +53,8 @@ class SearchConfig:
                              f"({'group size' if self.strategy == 'tsmc' else 'beam expansion'})")
         if self.final not in FINAL_RULES:
             raise ValueError(f"SearchConfig.final {self.final!r} unknown; known: {', '.join(FINAL_RULES)}")
-        self.tsmc()  # validates the TSMC fields
+        if self.strategy == "tsmc":
+            self.tsmc()  # validates the TSMC fields
         self.steps()
 
     def tsmc(self) -> TSMCConfig:
