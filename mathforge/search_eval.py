@@ -269,3 +269,46 @@ def _cached_equivalence(record: dict):
 def _std(xs: list[float]) -> float:
     mean = sum(xs) / len(xs)
     return math.sqrt(sum((x - mean) ** 2 for x in xs) / max(len(xs) - 1, 1))
+
+
+def rescore(src: str | Path, out_dir: str | Path, value_model: str, *, batch_rows: int = 64) -> dict[str, Any]:
+    """A `wvote` run's samples re-scored by another value model (no generation): the same N samples
+    per problem, their V_EOS under `value_model`, best-of-N and weighted-vote answers recomputed."""
+    import torch
+
+    from mathforge.infer.search import vote
+    from mathforge.models.value import check_same_tokenizer, load_value_model
+
+    src, out = Path(src), Path(out_dir)
+    manifest = json.loads((src / MANIFEST).read_text())
+    cfg = SearchEvalConfig(**{**manifest["config"], "value_model": value_model, "out_dir": str(out)})
+    from mathforge.models.loading import load_model
+
+    _, tok = load_model(cfg.model)
+    value, vtok = load_value_model(value_model)
+    check_same_tokenizer(tok, vtok, where=f"value model {value_model}")
+    records = read_outputs(src / OUTPUTS)
+    jobs = [(r, s) for r in records for s in r["samples"] if s["finish"] == "stop"]
+    for i in range(0, len(jobs), batch_rows):
+        chunk = jobs[i:i + batch_rows]
+        seqs = [tok(r["question"])["input_ids"] + tok(s["text"], add_special_tokens=False)["input_ids"]
+                + [tok.eos_token_id] for r, s in chunk]
+        width = max(len(x) for x in seqs)
+        ids = torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for x in seqs])
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in seqs])
+        with torch.inference_mode():
+            h = value(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits[:, -1]
+        for (_, s), v in zip(chunk, torch.sigmoid(h).tolist(), strict=True):
+            s["value"] = v
+    for r in records:
+        answers = [s["answer"] for s in r["samples"]]
+        chosen, _ = vote(answers, [s.get("value") or 0.0 for s in r["samples"]])
+        r.update(strategy="wvote", chosen=chosen, answer=answers[chosen] if chosen is not None else None,
+                 correct=bool(chosen is not None and r["samples"][chosen]["correct"]))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).write_text(json.dumps({**manifest, "config": dataclasses.asdict(cfg), "rescored_from": str(src)},
+                                           indent=1))
+    (out / OUTPUTS).write_text("".join(json.dumps(r) + "\n" for r in records))
+    metrics = summarize(records, cfg)
+    (out / METRICS).write_text(json.dumps(metrics, indent=1))
+    return metrics

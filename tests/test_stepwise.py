@@ -155,7 +155,7 @@ def test_boundaries_are_token_exact_and_skip_the_answer_header():
     fired = []
     for t in tok(text, add_special_tokens=False)["input_ids"]:
         row.tokens.append(t)
-        if sg._boundary(row, True):
+        if sg._boundary(row):
             fired.append(tok.decode(row.tokens, skip_special_tokens=True))
     assert fired == ["a b\n\n", "a b\n\nc\n\n", "a b\n\nc\n\n\nd\n\n"]  # none after `# Answer`
     assert len(row.boundaries) == 3
@@ -163,7 +163,7 @@ def test_boundaries_are_token_exact_and_skip_the_answer_header():
     row = Row(problem=0, key=(0, 0), limit=100)
     for t in tok(text, add_special_tokens=False)["input_ids"]:
         row.tokens.append(t)
-        warm._boundary(row, True)
+        warm._boundary(row)
     assert [len(row.tokens[: b + 1]) for b in row.boundaries][0] >= 6
 
 

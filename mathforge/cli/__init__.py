@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "show-prompt": "show_prompt",
     "serve": "serve",
     "value-data": "value_data",
+    "tsmc-experiment": "tsmc_experiment",
 }
 
 

@@ -38,6 +38,7 @@ def add_parser(subparsers) -> None:
     s.add_argument("--value-model", default=None, help="value-model folder (bon, wvote, beam, tsmc)")
     s.add_argument("--task", default=None, help="a step-formatted task instead of a benchmark, e.g. arith_steps")
     s.add_argument("--task-seed", type=int, default=2, help="seed of the held-out task problems")
+    s.add_argument("--task-args", default="{}", help='task keyword arguments as JSON, e.g. \'{"digits": 1}\'')
     s.add_argument("--m", type=int, default=4, help="TSMC group size / beam expansion")
     s.add_argument("--stop-steps", type=int, default=5)
     s.add_argument("--beta", type=float, default=1.0, help="twist temperature")
@@ -87,12 +88,15 @@ def _print_summary(metrics: dict, out: str) -> None:
 
 
 def _run_search(args: argparse.Namespace) -> int:
+    import json
+
     from mathforge.search_eval import SearchEvalConfig, evaluate_search
 
     bench = ",".join(args.benchmarks) or None
     out = args.out or f"runs/search/{args.strategy}-n{args.n}"
     cfg = SearchEvalConfig(model=args.model, out_dir=out, strategy=args.strategy, value_model=args.value_model,
                            benchmark=bench, split=args.split, task=args.task, task_seed=args.task_seed,
+                           task_args=json.loads(args.task_args),
                            limit=args.limit, n=args.n, m=args.m, stop_steps=args.stop_steps, beta=args.beta,
                            ess_threshold=args.ess_threshold, temperature=args.temperature or 0.8, top_k=args.top_k,
                            top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed,

@@ -218,76 +218,78 @@ class StepGenerator:
     # ---------------------------------------------------------------------------------------- extend
     def extend(self, state: StepState, *, allow_boundary: list[bool] | None = None) -> list[int]:
         """Run every unfinished row to its next boundary (where `allow_boundary[row]`, default all),
-        EOS or budget. Returns the rows that generated tokens."""
+        EOS or budget. Returns the rows that generated tokens.
+
+        Boundaries are looked for only while allowed: a delimiter completed while a row's boundaries
+        are off never fires later."""
         rows = state.rows
         allow = [True] * len(rows) if allow_boundary is None else list(allow_boundary)
         if len(allow) != len(rows):
             raise ValueError(f"allow_boundary has {len(allow)} entries for {len(rows)} rows")
         for r in rows:
             r.round_start = len(r.tokens)
-        running = {state.gen.owner.index(i) for i, r in enumerate(rows) if r.finish is None}  # cache rows
+        running = {i for i, r in enumerate(rows) if r.finish is None}  # state rows
         with torch.inference_mode():
             while running:
                 running = self._decode_step(state, running, allow)
-            self._drop_finished(state)
         return [i for i, r in enumerate(rows) if r.new_tokens > 0]
 
     def _decode_step(self, state: StepState, running: set[int], allow: list[bool]) -> set[int]:
-        """Sample one token for the running cache rows, then feed those that go on. Returns the rows
-        still running (not at a boundary, not finished)."""
+        """Sample one token for the running rows, then feed those that go on. Returns the rows still
+        running (not at a boundary, not finished). Finished rows leave the cache at once."""
         g = state.gen
-        act = sorted(running)
-        owners = [g.owner[c] for c in act]
+        where = {i: c for c, i in enumerate(g.owner)}
+        owners = sorted(running)
+        act = [where[i] for i in owners]  # their cache rows
         gens = [state.gens.get(state.rows[i].key) for i in owners]
         token, raw, prop = sample_rows(g.logits[act], self.params, gens)  # [A] x3
         is_eos = torch.isin(token, self.eos).tolist()
+        tokens, raw, prop = token.tolist(), raw.tolist(), prop.tolist()
         state.generated_tokens += len(act)
-        still, feed = set(), []
-        for j, (c, i) in enumerate(zip(act, owners, strict=True)):
+        still, feed, finished = set(), {}, False
+        for j, i in enumerate(owners):
             r = state.rows[i]
-            r.tokens.append(int(token[j]))
-            r.logprobs.append(float(raw[j]))
-            r.proposal.append(float(prop[j]))
-            if is_eos[j]:
-                r.finish = "eos"
+            r.tokens.append(tokens[j])
+            r.logprobs.append(raw[j])
+            r.proposal.append(prop[j])
+            if is_eos[j] or len(r.tokens) >= r.limit:
+                r.finish, finished = ("eos" if is_eos[j] else "length"), True
                 continue
-            if len(r.tokens) >= r.limit:
-                r.finish = "length"
-                continue
-            feed.append(c)  # its next logits are needed (now or after the boundary)
-            if not (self._boundary(r, allow[i])):
-                still.add(c)
+            feed[i] = tokens[j]  # its next logits are needed (now or after the boundary)
+            if not (allow[i] and self._boundary(r)):
+                still.add(i)
+        if finished:
+            self._drop_finished(state)
         if feed:
-            self._feed_one(g, feed, {c: int(token[act.index(c)]) for c in feed})
+            where = {i: c for c, i in enumerate(g.owner)}
+            self._feed_one(g, [where[i] for i in feed], list(feed.values()))
         return still
 
-    def _boundary(self, r: Row, allowed: bool) -> bool:
+    def _boundary(self, r: Row) -> bool:
         """Did the last token complete a step delimiter (§e.3, text rule)? Records it when it fires."""
         d = self.steps.delimiter
         # Fast path: a delimiter completed by the last token lies within its last len(d) + 1 tokens.
         if d not in self.tok.decode(r.tokens[max(r.step_start, len(r.tokens) - len(d) - 1):], skip_special_tokens=True):
             return False
         text = self.tok.decode(r.tokens[r.step_start:], skip_special_tokens=True)
-        i = text.find(d, r.scan_from)
-        while i >= 0:
-            before = text[:i]
-            exempt = not before.strip() or before.rstrip().endswith(self.steps.answer_header)
-            if exempt or not allowed or len(r.tokens) < self.steps.warmup:
-                r.scan_from = i + len(d)
-                i = text.find(d, r.scan_from)
-                continue
-            r.boundaries.append(len(r.tokens) - 1)
-            r.step_start, r.scan_from = len(r.tokens), 0
-            return True
-        return False
+        i = text.rfind(d)
+        if i < r.scan_from:
+            return False  # that delimiter was completed (and judged) at an earlier token
+        before = text[:i]
+        if not before.strip() or before.rstrip().endswith(self.steps.answer_header) or len(r.tokens) < self.steps.warmup:
+            r.scan_from = i + len(d)  # an empty step, the answer's blank line, or still warming up
+            return False
+        r.boundaries.append(len(r.tokens) - 1)
+        r.step_start, r.scan_from = len(r.tokens), 0
+        return True
 
-    def _feed_one(self, g: _Cache, feed: list[int], tokens: dict[int, int]) -> None:
-        """One forward step over the whole cache: rows in `feed` read their token, the others a hole."""
+    def _feed_one(self, g: _Cache, feed: list[int], tokens: list[int]) -> None:
+        """One forward step over the whole cache: cache rows `feed` read `tokens`, the others a hole."""
         n = len(g.owner)
         ids = torch.full((n, 1), self.pad_id, device=self.device)
         col = torch.zeros(n, 1, dtype=g.mask.dtype, device=self.device)
         idx = torch.tensor(feed, device=self.device)
-        ids[idx, 0] = torch.tensor([tokens[c] for c in feed], device=self.device)
+        ids[idx, 0] = torch.tensor(tokens, device=self.device)
         col[idx, 0] = 1
         g.mask = torch.cat([g.mask, col], dim=1)  # [C, L+1]
         out = self.model(input_ids=ids, attention_mask=g.mask, position_ids=g.pos[:, None], cache=g.cache,
