@@ -232,7 +232,7 @@ def subset_accuracy(records: list[dict], rule: str, n: int, *, group: int = 1, t
         for r in records:
             s = r["samples"]
             units = [list(range(i, i + group)) for i in range(0, len(s), group)]
-            pick = [j for u in rng.sample(units, n // group) for j in u]
+            pick = sorted(j for u in rng.sample(units, n // group) for j in u)  # ties: the earliest sample
             sub = [s[j] for j in pick]
             answers = [x["answer"] for x in sub]
             if rule == "bon":

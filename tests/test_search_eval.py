@@ -95,3 +95,19 @@ def test_value_data_command(folders, tmp_path):
     assert out.read_text().splitlines() == first
     assert main(["value-data", "--model", str(folders / "gen"), "--out", str(tmp_path / "w.jsonl"),
                  "--task", "arithmetic", "--quiet"]) == 2
+
+
+def test_budget_subsets_use_whole_groups():
+    from mathforge.search_eval import subset_accuracy, wilson
+
+    # one problem, 8 particles in 2 groups of 4: group 0 votes "1" (correct), group 1 votes "2"
+    samples = [{"answer": "1", "correct": True, "vote_weight": 0.25, "value": 0.9} for _ in range(4)]
+    samples += [{"answer": "2", "correct": False, "vote_weight": 0.25, "value": 0.1} for _ in range(4)]
+    recs = [{"samples": samples}]
+    pt = subset_accuracy(recs, "tsmc", 4, group=4, trials=200, seed=0)
+    assert 0.4 < pt["accuracy"] < 0.6  # a whole group each time: right exactly when group 0 is drawn
+    assert pt["p2_5"] == 0.0 and pt["p97_5"] == 1.0
+    assert subset_accuracy(recs, "bon", 8, trials=1)["accuracy"] == 1.0
+    assert subset_accuracy(recs, "maj", 8, trials=1)["accuracy"] == 1.0  # a 4-4 tie: the earliest class
+    lo, hi = wilson(50, 100)
+    assert lo < 0.5 < hi and hi - lo == pytest.approx(0.192, abs=0.002)
