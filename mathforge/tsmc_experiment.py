@@ -41,11 +41,15 @@ class ExperimentConfig:
 
 
 def run_experiment(cfg: ExperimentConfig, *, progress: bool = True) -> Path:
+    import torch
+
     from mathforge.search_eval import SearchEvalConfig, evaluate_search, rescore
     from mathforge.train.config import load_recipe
     from mathforge.train.loop import train
     from mathforge.value_data import ValueDataConfig, make_value_data
 
+    if cfg.threads:  # set here too: skipped (finished) training stages would not set it
+        torch.set_num_threads(cfg.threads)
     out, times = Path(cfg.out), {}
     out.mkdir(parents=True, exist_ok=True)
     (out / "experiment_config.json").write_text(json.dumps(asdict(cfg), indent=1))
