@@ -65,3 +65,22 @@ def check_step_format(examples: list[Example], delimiter: str = DELIMITER, *, wh
             raise ValueError(f"{where}: solution of example {name} has no step delimiter {delimiter!r} followed by "
                              f"'{ANSWER_HEADER}{delimiter}' (use a step-formatted task, e.g. arith_steps): "
                              f"{ex.response[:60]!r}")
+
+
+def gsm8k_step_examples(n: int | None = None, seed: int = 0, *, path: str | None = None) -> list[Example]:
+    """The GSM8K training problems in the step layout (the §e.4 GSM8K generator data [reconstructed]);
+    `n` caps the count (file order; `seed` is accepted for the uniform task interface)."""
+    from mathforge.data.tasks.gsm8k import read_train_jsonl
+
+    out = []
+    for rid, question, solution in read_train_jsonl(path):
+        steps, answer = gsm8k_steps(solution)
+        out.append(step_example(question, steps, answer, meta={"id": rid, "dataset": "gsm8k"}))
+        if n is not None and len(out) >= n:
+            break
+    return out
+
+
+def generate(n: int, *, seed: int = 0, **kwargs) -> list[Example]:
+    """Uniform task entry point for `gsm8k_steps`."""
+    return gsm8k_step_examples(n, seed, **kwargs)
