@@ -189,3 +189,22 @@ def test_value_model_save_load_round_trip(lm, tmp_path):
 
     with pytest.raises(ValueError, match="tokenizer differs"):
         check_same_tokenizer(tok, build_tokenizer(["0123456789"], kind="char"))
+
+
+def test_growing_cache_layer_equals_concatenation():
+    from mathforge.infer.stepwise import _GrowingLayer
+
+    g = torch.Generator().manual_seed(0)
+    k0, v0 = torch.randn(3, 2, 5, 4, generator=g), torch.randn(3, 2, 5, 4, generator=g)
+    layer = _GrowingLayer(k0, v0, extra=2)
+    ks, vs = [k0], [v0]
+    for width in (1, 3, 1, 4):  # grows past its capacity twice
+        k, v = torch.randn(3, 2, width, 4, generator=g), torch.randn(3, 2, width, 4, generator=g)
+        ks.append(k)
+        vs.append(v)
+        out_k, out_v = layer.update(k, v)
+        assert torch.equal(out_k, torch.cat(ks, 2)) and torch.equal(out_v, torch.cat(vs, 2))
+    layer.batch_select_indices(torch.tensor([2, 2, 0]))  # same row count: rewritten in place
+    assert torch.equal(layer.keys[:, :, : layer.length], torch.cat(ks, 2)[[2, 2, 0]])
+    layer.batch_select_indices(torch.tensor([1]))
+    assert torch.equal(layer.values[:, :, : layer.length], torch.cat(vs, 2)[[2]])
