@@ -47,15 +47,19 @@ def curves(out: Path, cfg: Any) -> dict[str, list[dict]]:
     return result
 
 
-def test_auc(out: Path, run: str) -> float | None:
-    from mathforge.train.value_batches import auc
+def test_auc(out: Path, run: str) -> tuple[float, float] | None:
+    """(pooled, within-problem) AUC of V_EOS against correctness on the held-out samples."""
+    from mathforge.train.value_batches import auc, within_auc
 
     folder = out / "eval" / run
     if not (folder / "outputs.jsonl").exists():
         return None
-    pairs = [(s["value"], int(s["correct"])) for r in _records(folder) for s in r["samples"]
-             if s.get("value") is not None and s["finish"] == "stop"]
-    return auc([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else None
+    rows = [(s["value"], int(s["correct"]), r["problem_id"]) for r in _records(folder) for s in r["samples"]
+            if s.get("value") is not None and s["finish"] == "stop"]
+    if not rows:
+        return None
+    scores, labels, groups = zip(*rows, strict=True)
+    return auc(list(scores), list(labels)), within_auc(list(scores), list(labels), list(groups))
 
 
 def train_metrics(out: Path, obj: str) -> dict:
@@ -148,13 +152,17 @@ def write_report(out: Path, cfg: Any) -> Path:
               "| method | " + " | ".join(f"N={n}" for n in cfg.budgets) + " |", "|---|" + "---|" * len(cfg.budgets)]
     for label, pts in result.items():
         lines.append(f"| {label} | " + " | ".join(f"{p['tokens_per_problem']:.0f}" for p in pts) + " |")
-    lines += ["", "## Value models", "", "| value model | held-out AUC (value data) | ECE | test AUC of V_EOS |",
-              "|---|---|---|---|"]
+    lines += ["", "## Value models", "",
+              "AUC of the final value V_EOS against correctness: pooled over problems, and within problems "
+              "(mean over problems with both labels; SMC weights are normalised within a problem's group, and "
+              "CTL learns values only up to a per-problem factor).", "",
+              "| value model | held-out value data: AUC | ECE | test samples: AUC pooled | AUC within problems |",
+              "|---|---|---|---|---|"]
     for obj in ("ctl", "bce"):
         m = train_metrics(out, obj)
-        ta = test_auc(out, f"wvote-{obj}")
+        ta = test_auc(out, f"wvote-{obj}") or (float("nan"), float("nan"))
         lines.append(f"| {obj.upper()} | {m.get('eval_value_auc', float('nan')):.3f} | "
-                     f"{m.get('eval_value_ece', float('nan')):.3f} | {ta if ta is None else round(ta, 3)} |")
+                     f"{m.get('eval_value_ece', float('nan')):.3f} | {ta[0]:.3f} | {ta[1]:.3f} |")
     diag = []
     for obj in ("ctl", "bce"):
         mpath = out / "eval" / f"tsmc-{obj}" / "metrics.json"

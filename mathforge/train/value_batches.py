@@ -105,11 +105,13 @@ def step_logits(h, batch: dict[str, Any]):
 
 
 def evaluate_value_model(model, groups: list[ValueGroup], pad_id: int, batch_problems: int = 8) -> dict[str, float]:
-    """AUC of the final-step value against correctness (Mann-Whitney, ties count 1/2) and the
-    expected calibration error over 10 equal-width bins."""
+    """AUC of the final-step value against correctness (Mann-Whitney, ties count 1/2) pooled over
+    problems and within problems (the mean over problems with both labels: what SMC weights use, since
+    they are normalised within a problem's group; CTL learns values only up to a per-problem factor),
+    and the expected calibration error over 10 equal-width bins."""
     import torch
 
-    values, labels = [], []
+    values, labels, problems = [], [], []
     model.eval()
     with torch.no_grad():
         for i in range(0, len(groups), batch_problems):
@@ -118,8 +120,10 @@ def evaluate_value_model(model, groups: list[ValueGroup], pad_id: int, batch_pro
             last = batch["step_pos"].gather(1, (batch["n_steps"] - 1)[:, None])  # [S, 1] final step end
             values += torch.sigmoid(value_logits(model, batch).gather(1, last).squeeze(1)).tolist()
             labels += batch["correct"].tolist()
+            problems += batch["problem"].tolist()
     model.train()
-    return {"value_auc": auc(values, labels), "value_ece": calibration_error(values, labels),
+    return {"value_auc": auc(values, labels), "value_auc_within": within_auc(values, labels, problems),
+            "value_ece": calibration_error(values, labels),
             "value_mean": sum(values) / max(len(values), 1), "value_label_rate": sum(labels) / max(len(labels), 1)}
 
 
@@ -130,6 +134,17 @@ def auc(scores: list[float], labels: list[int]) -> float:
         return float("nan")
     wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
     return wins / (len(pos) * len(neg))
+
+
+def within_auc(scores: list[float], labels: list[int], groups: list) -> float:
+    """Mean over groups that have both labels of the AUC inside the group."""
+    by: dict = {}
+    for s, y, g in zip(scores, labels, groups, strict=True):
+        by.setdefault(g, ([], []))
+        by[g][0].append(s)
+        by[g][1].append(y)
+    aucs = [auc(s, y) for s, y in by.values() if 0 < sum(y) < len(y)]
+    return sum(aucs) / len(aucs) if aucs else float("nan")
 
 
 def calibration_error(scores: list[float], labels: list[int], bins: int = 10) -> float:
