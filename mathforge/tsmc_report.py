@@ -100,7 +100,9 @@ def genealogy(out: Path, path: Path) -> str | None:
     if not (folder / "outputs.jsonl").exists():
         return None
     recs = _records(folder)
-    rec = next((r for r in recs if r["groups"] and r["groups"][0]["resamplings"] >= 2), recs[0])
+    # the first problem whose group 0 really duplicated particles (the plot is about resampling)
+    rec = next((r for r in recs if r["groups"] and any(len(set(a)) < len(a) for a in r["groups"][0]["ancestors"])),
+               recs[0])
     group = rec["groups"][0]
     import matplotlib
 
