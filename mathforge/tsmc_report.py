@@ -148,8 +148,9 @@ def write_report(out: Path, cfg: Any) -> Path:
         if mpath.exists():
             m = json.loads(mpath.read_text())
             lo, hi = m["accuracy_ci95"]
-            lines.append(f"| step-level beam ({obj.upper()} value), run at N={m['n']} only | "
-                         f"{100 * m['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}] |" + " |" * (len(cfg.budgets) - 1))
+            cells = [f"{100 * m['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]" if n == m["n"] else ""
+                     for n in cfg.budgets]
+            lines.append(f"| step-level beam ({obj.upper()} value), run at N={m['n']} only | " + " | ".join(cells) + " |")
     lines += ["", "Generated tokens per problem at each N:", "",
               "| method | " + " | ".join(f"N={n}" for n in cfg.budgets) + " |", "|---|" + "---|" * len(cfg.budgets)]
     for label, pts in result.items():
