@@ -111,3 +111,39 @@ def test_budget_subsets_use_whole_groups():
     assert subset_accuracy(recs, "maj", 8, trials=1)["accuracy"] == 1.0  # a 4-4 tie: the earliest class
     lo, hi = wilson(50, 100)
     assert lo < 0.5 < hi and hi - lo == pytest.approx(0.192, abs=0.002)
+
+
+def test_tsmc_report_from_run_folders(tmp_path):
+    """The experiment's report reads eval folders only: curves, tables and plots from fake records."""
+    import random
+
+    from mathforge.tsmc_experiment import ExperimentConfig
+    from mathforge.tsmc_report import write_report
+
+    rng = random.Random(0)
+    cfg = ExperimentConfig(out=str(tmp_path), n_max=8, budgets=[4, 8], m=4, trials=5)
+    for run in ("wvote-ctl", "tsmc-ctl"):
+        folder = tmp_path / "eval" / run
+        folder.mkdir(parents=True)
+        recs = []
+        for p in range(6):
+            samples = []
+            for j in range(8):
+                ok = rng.random() < 0.5
+                samples.append({"answer": "7" if ok else str(rng.randint(0, 3)), "correct": ok, "finish": "stop",
+                                "value": rng.random(), "vote_weight": 0.25, "group_id": j // 4, "n_tokens": 10})
+            rec = {"problem_id": f"p{p}", "samples": samples, "cost": {"generated_tokens": 80.0}}
+            if run.startswith("tsmc"):
+                rec["groups"] = [{"group_id": g, "ancestors": [[0, 0, 1, 2]], "resamplings": 1,
+                                  "all_truncated": False} for g in range(2)]
+            recs.append(rec)
+        (folder / "outputs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (tmp_path / "eval" / "tsmc-ctl" / "metrics.json").write_text(json.dumps(
+        {"truncation_rate": 0.0, "dead_groups": 0, "mean_resamplings": 1.0, "value_tokens_per_problem": 80,
+         "wall_s": 1.0}))
+    text = write_report(tmp_path, cfg).read_text()
+    assert "| maj@n |" in text and "| TSMC (CTL value) |" in text and "genealogy.png" in text
+    for png in ("accuracy_vs_n.png", "accuracy_vs_tokens.png", "genealogy.png"):
+        assert (tmp_path / png).stat().st_size > 0
+    curves = json.loads((tmp_path / "curves.json").read_text())
+    assert [p["n"] for p in curves["maj@n"]] == [4, 8] and curves["maj@n"][0]["tokens_per_problem"] == 40.0
