@@ -37,7 +37,8 @@ VOLATILE_KEYS = {"out_dir", "batch_size", "workers", "profile", "grade_timeout"}
 # Choices this harness makes where the originals are silent or differ; recorded in every manifest.
 NOTES = [
     "[library] tool/program styles: extract_program reads the generated text only, never the few-shot demos",
-    "[library] sampling runs resumed after a kill may draw different samples (batches change); greedy does not",
+    "[library] HF engine: each sample draws from its own stream keyed by (seed, prompt, sample index), so batching "
+    "and resuming do not change samples",
     "[library] generate_s per sample = wall time of its batched generate call / samples in the call",
 ]
 FLAG_NAMES = ("empty", "exec_error", "exec_timeout", "grade_timeout", "extraction_failed")

@@ -57,7 +57,10 @@ def test_stop_strings_cut_text_and_end_generation(lm):
         assert c.finish_reason == "stop"
         assert c.token_ids == ref.token_ids[: len(c.token_ids)]  # same tokens, ended early
         assert len(c.token_ids) < len(ref.token_ids)
-        assert stop in tok.decode(c.token_ids)  # ends on the token that completed the stop string
+        # token_ids are cut at the stop string; n_tokens still counts the tokens that completed it
+        assert stop not in tok.decode(c.token_ids) and c.n_tokens > len(c.token_ids)
+        assert stop in tok.decode(ref.token_ids[: c.n_tokens])
+        assert c.logprob == pytest.approx(sum(ref.token_logprobs[: len(c.token_ids)]), abs=1e-4)
     # All prompts together with all the stops: rows stop at different steps and are dropped from
     # the batch, which must not disturb the rows still running.
     together = engine.generate(PROMPTS, params=GREEDY, stop=stops)

@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "show-prompt": "show_prompt",
     "serve": "serve",
     "synth": "synth",
+    "value-data": "value_data",
+    "tsmc-experiment": "tsmc_experiment",
 }
 
 

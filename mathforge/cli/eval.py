@@ -1,7 +1,8 @@
 """`mathforge eval`: run a model on benchmarks with a prompt style and write outputs, metrics, manifest.
 
-A thin wrapper over `mathforge.evaluate.evaluate` (methods.md §g). Re-running the same command on the
-same `--out` folder resumes a killed run.
+A thin wrapper over `mathforge.evaluate.evaluate` (methods.md §g); with `--strategy` (sample, bon,
+wvote, beam, tsmc) over `mathforge.search_eval.evaluate_search` (methods.md §e.9), on a benchmark or a
+step-formatted `--task`. Re-running the same command on the same `--out` folder resumes a killed run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("eval", help="evaluate a model on math benchmarks (resumable)",
                               description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="a local HF folder, `openai:URL#model`, `vllm:PATH` ...")
-    p.add_argument("--benchmark", required=True, action="append", dest="benchmarks",
+    p.add_argument("--benchmark", action="append", dest="benchmarks", default=[],
                    help="benchmark name (repeat or comma-separate for several), e.g. gsm8k,math500")
     p.add_argument("--split", default="test")
     p.add_argument("--style", default="cot", help="prompt style (see `mathforge show-prompt --list`)")
@@ -36,6 +37,18 @@ def add_parser(subparsers) -> None:
     p.add_argument("--k", type=int, action="append", dest="ks", default=None, help="k for maj@k / pass@k")
     p.add_argument("--out", default=None, help="run folder (default runs/eval/<model>-<style>-<shots>shot)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    s = p.add_argument_group("inference-time search (methods.md §e; step-formatted prompts)")
+    s.add_argument("--strategy", default=None, help="sample | bon | wvote | beam | tsmc")
+    s.add_argument("--value-model", default=None, help="value-model folder (bon, wvote, beam, tsmc)")
+    s.add_argument("--task", default=None, help="a step-formatted task instead of a benchmark, e.g. arith_steps")
+    s.add_argument("--task-seed", type=int, default=2, help="seed of the held-out task problems")
+    s.add_argument("--task-args", default="{}", help='task keyword arguments as JSON, e.g. \'{"digits": 1}\'')
+    s.add_argument("--m", type=int, default=4, help="TSMC group size / beam expansion")
+    s.add_argument("--stop-steps", type=int, default=5)
+    s.add_argument("--beta", type=float, default=1.0, help="twist temperature")
+    s.add_argument("--ess-threshold", type=float, default=1.0, help="resample when ESS < k*M (1 = always)")
+    s.add_argument("--top-k", type=int, default=200)
+    s.add_argument("--threads", type=int, default=0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
 
     from mathforge.evaluate import EvalConfig, evaluate
 
+    if args.strategy is not None:
+        return _run_search(args)
+    if not args.benchmarks:
+        raise ValueError("give --benchmark (or --strategy with --task)")
     names = [b.strip() for spec in args.benchmarks for b in spec.split(",") if b.strip()]
     model_name = re.sub(r"[^\w.-]+", "_", args.model.rstrip("/").rsplit("#", 1)[-1].rsplit("/", 1)[-1])
     out = args.out or str(Path("runs/eval") / f"{model_name}-{args.style}-{args.shots}shot")
@@ -78,3 +95,26 @@ def _print_summary(metrics: dict, out: str) -> None:
                       f"@{k} {m['maj_at_k'][k]:.1f}", f"@{k} {m['pass_at_k'][k]:.1f}",
                       f"{100 * m['flags']['extraction_failed']['rate']:.1f}%", f"{m['tokens_per_second']:.1f}")
     Console().print(table)
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    import json
+
+    from mathforge.search_eval import SearchEvalConfig, evaluate_search
+
+    bench = ",".join(args.benchmarks) or None
+    out = args.out or f"runs/search/{args.strategy}-n{args.n}"
+    cfg = SearchEvalConfig(model=args.model, out_dir=out, strategy=args.strategy, value_model=args.value_model,
+                           benchmark=bench, split=args.split, task=args.task, task_seed=args.task_seed,
+                           task_args=json.loads(args.task_args),
+                           limit=args.limit, n=args.n, m=args.m, stop_steps=args.stop_steps, beta=args.beta,
+                           ess_threshold=args.ess_threshold, temperature=args.temperature or 0.8, top_k=args.top_k,
+                           top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed,
+                           batch_size=args.batch_size, threads=args.threads)
+    metrics = evaluate_search(cfg, progress=not args.quiet)
+    if not args.quiet:
+        lo, hi = metrics["accuracy_ci95"]
+        print(f"{args.strategy} n={args.n}: accuracy {100 * metrics['accuracy']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] "
+              f"on {metrics['problems']} problems, pass@n {100 * metrics['pass_at_n']:.1f}%, "
+              f"{metrics['generated_tokens_per_problem']:.0f} generated tokens/problem -> {out}")
+    return 0

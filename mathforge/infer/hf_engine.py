@@ -13,8 +13,8 @@ bench (`bench/generation.py`) measures:
 * **Length-sorted batches.** Prompts are grouped by length so left padding wastes little.
 
 Greedy decoding (temperature 0) reproduces `model.generate(do_sample=False)`; sampling applies
-temperature then top-p (Holtzman et al. 2020, "The Curious Case of Neural Text Degeneration")
-with one seeded `torch.Generator` per call, so a call is reproducible from `SamplingParams.seed`.
+temperature, top-k then top-p (`sampling.py`) with one random stream per (seed, prompt, sample), so a
+sample does not depend on the batch size or on the other prompts of the call.
 Stop strings follow methods.md §g.2 (EOS always stops; the stop string is cut from the text).
 """
 
@@ -30,6 +30,8 @@ import torch
 
 from mathforge.infer.prefix_attention import KWARG as PREFIX_KWARG
 from mathforge.infer.prefix_attention import SharedPrefixCache, shared_prefix_attention, supports
+from mathforge.infer.sampling import row_generator, sample_rows
+from mathforge.infer.sampling import top_p_filter as _top_p  # noqa: F401  (tested under this name)
 from mathforge.infer.types import Completion, SamplingParams, check_generate_args, cut_at_stop
 
 
@@ -40,8 +42,10 @@ class _Row:
     prompt_idx: int
     sample_idx: int
     limit: int  # max new tokens for this row (clamped by the model's context length)
+    gen: torch.Generator | None = None  # this row's random stream
     tokens: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
+    proposal: list[float] = field(default_factory=list)
     finish: str | None = None
 
 
@@ -100,12 +104,13 @@ class HFEngine:
         """`generate` from already tokenized prompts (the server renders multi-turn chats itself)."""
         stop = check_generate_args([""] * len(ids), n, stop)
         limits = [self._row_limit(i, len(x), params.max_new_tokens) for i, x in enumerate(ids)]
-        gen = torch.Generator(device=self.device).manual_seed(params.seed)
         out: list[list[Completion | None]] = [[None] * n for _ in ids]
         for batch in self._plan(ids, n):
-            rows = [_Row(p, s, limits[p]) for p, first, count in batch for s in range(first, first + count)]
+            # The random stream of a sample is keyed by its prompt's tokens and its index, not by its batch.
+            rows = [_Row(p, s, limits[p], None if params.greedy else row_generator(params.seed, tuple(ids[p]), s))
+                    for p, first, count in batch for s in range(first, first + count)]
             with torch.inference_mode():
-                self._decode([ids[p] for p, _, _ in batch], [c for _, _, c in batch], rows, params, stop, gen)
+                self._decode([ids[p] for p, _, _ in batch], [c for _, _, c in batch], rows, params, stop)
             for row in rows:
                 out[row.prompt_idx][row.sample_idx] = self._completion(row, stop)
         return out  # type: ignore[return-value]
@@ -165,15 +170,15 @@ class HFEngine:
             cache.batch_select_indices(expand)  # [P, H, T, D] -> [R, H, T, D]
         return cache, logits[expand], mask[expand], positions[expand, -1]
 
-    def _decode(self, prompt_ids, counts, rows: list[_Row], params: SamplingParams, stop: list[str], gen) -> None:
+    def _decode(self, prompt_ids, counts, rows: list[_Row], params: SamplingParams, stop: list[str]) -> None:
         cache, logits, mask, last_pos = self._prefill(prompt_ids, counts, max(r.limit for r in rows))
         active = list(range(len(rows)))  # indices into `rows` of the rows still in the batch
         eos = torch.tensor(self.eos_ids or [-1], device=self.device)
         window = max((len(s) for s in stop), default=0) + 8  # tokens to re-decode for stop checks
         with shared_prefix_attention(self.model) if self.shared_prefix else contextlib.nullcontext():
             while True:
-                token, token_lp = _sample(logits, params, gen)  # [A], [A]
-                self._record(rows, active, token, token_lp, torch.isin(token, eos), stop, window)
+                token, token_lp, prop_lp = sample_rows(logits, params, [rows[r].gen for r in active])  # [A] x3
+                self._record(rows, active, token, token_lp, prop_lp, torch.isin(token, eos), stop, window)
                 keep = [j for j, r in enumerate(active) if rows[r].finish is None]
                 if not keep:
                     return
@@ -193,12 +198,14 @@ class HFEngine:
                     mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)  # [A, L+1]
                     logits = self._forward(token[:, None], mask, last_pos[:, None], cache)  # [A, V]
 
-    def _record(self, rows, active, token, token_lp, is_eos, stop, window) -> None:
+    def _record(self, rows, active, token, token_lp, prop_lp, is_eos, stop, window) -> None:
         """Append each active row's new token and decide whether the row is finished."""
-        for j, (t, lp, e) in enumerate(zip(token.tolist(), token_lp.tolist(), is_eos.tolist(), strict=True)):
+        for j, (t, lp, pl, e) in enumerate(zip(token.tolist(), token_lp.tolist(), prop_lp.tolist(), is_eos.tolist(),
+                                               strict=True)):
             row = rows[active[j]]
             row.tokens.append(t)
             row.logprobs.append(lp)
+            row.proposal.append(pl)
             if e or (stop and self._hit_stop(row.tokens[-window:], stop)):
                 row.finish = "stop"
             elif len(row.tokens) >= row.limit:
@@ -210,10 +217,15 @@ class HFEngine:
 
     def _completion(self, row: _Row, stop: list[str]) -> Completion:
         text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
-        text, _ = cut_at_stop(text, stop)
-        return Completion(text=text, token_ids=row.tokens, n_tokens=len(row.tokens),
-                          logprob=float(sum(row.logprobs)), finish_reason=row.finish or "length",
-                          token_logprobs=row.logprobs)
+        text, found = cut_at_stop(text, stop)
+        keep = len(row.tokens)
+        if found:  # drop the tokens that reach into the stop string (the last one at least completed it)
+            while keep > 0 and len(self.tokenizer.decode(row.tokens[:keep], skip_special_tokens=True)) > len(text):
+                keep -= 1
+        lps, prop = row.logprobs[:keep], row.proposal[:keep]
+        return Completion(text=text, token_ids=row.tokens[:keep], n_tokens=len(row.tokens),
+                          logprob=float(sum(lps)), finish_reason=row.finish or "length", token_logprobs=lps,
+                          proposal_logprob=float(sum(prop)), proposal_token_logprobs=prop)
 
 
 def encode_prompts(tokenizer, prompts: list[str], *, chat: bool) -> list[list[int]]:
@@ -228,35 +240,6 @@ def chat_ids(tokenizer, messages: list[dict]) -> list[int]:
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     # The template already carries BOS and role markers: add no special tokens twice.
     return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
-def _sample(logits: torch.Tensor, params: SamplingParams, gen: torch.Generator):
-    """Pick one token per row; returns (token [A], its log-prob under the raw model distribution [A])."""
-    logprobs = torch.log_softmax(logits, dim=-1)  # [A, V]
-    if params.greedy:
-        token = logits.argmax(dim=-1)  # [A]
-    else:
-        probs = torch.softmax(logits / params.temperature, dim=-1)  # [A, V]
-        if params.top_p < 1.0:
-            probs = _top_p(probs, params.top_p)
-        token = torch.multinomial(probs, 1, generator=gen).squeeze(-1)  # [A]
-    return token, logprobs.gather(-1, token[:, None]).squeeze(-1)
-
-
-def _top_p(probs: torch.Tensor, top_p: float, k: int = 256) -> torch.Tensor:
-    """Nucleus filter: keep the most likely tokens until their mass reaches top_p (the first always).
-
-    Sorting the whole vocabulary every step is the slow part on large vocabularies; the top k
-    suffice whenever they already hold top_p of the mass (checked, else the full sort is used), and
-    the result is the same either way.
-    """
-    k = min(k, probs.shape[-1])
-    vals, idx = probs.topk(k, dim=-1)  # [A, k], descending
-    if k < probs.shape[-1] and bool((vals.sum(-1) < top_p).any()):
-        vals, idx = probs.sort(dim=-1, descending=True)  # [A, V]
-    # Drop a token when the mass before it already reaches top_p.
-    vals = vals.masked_fill(vals.cumsum(-1) - vals >= top_p, 0.0)
-    return torch.zeros_like(probs).scatter_(-1, idx, vals)  # [A, V]
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

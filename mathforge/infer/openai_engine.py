@@ -73,6 +73,8 @@ class OpenAIEngine:
     def _one(self, prompt: str, n: int, params: SamplingParams, stop: list[str]) -> list[Completion]:
         body = {"model": self.model, "n": n, "max_tokens": params.max_new_tokens,
                 "temperature": params.temperature, "top_p": params.top_p, "seed": params.seed}
+        if params.top_k:
+            body["top_k"] = params.top_k  # vLLM and llama.cpp servers accept it; OpenAI ignores it
         if stop:
             body["stop"] = stop if self.max_stops is None else stop[: self.max_stops]
         if self.chat:

@@ -81,8 +81,18 @@ class SharedPrefixCache(Cache):
         self.slots = torch.cat([torch.arange(c) + p * self.width for p, c in enumerate(counts)]).to(first.device)
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep, drop, reorder or duplicate rows (duplicates are what SMC resampling makes).
+
+        Each row needs a slot of its own in its prompt's query grid: two rows sharing a slot would
+        overwrite each other's query in `shared_prefix_forward`. So slots are re-ranked per prompt.
+        """
         super().batch_select_indices(indices)
-        self.slots = self.slots[indices]
+        prompt = torch.div(self.slots[indices], self.width, rounding_mode="floor")  # [R'] prompt of each row
+        n_prompts = self.prefix[0][0].shape[0]
+        onehot = torch.nn.functional.one_hot(prompt, n_prompts)  # [R', P]
+        rank = (onehot.cumsum(0) - 1).gather(1, prompt[:, None]).squeeze(1)  # [R'] index among its prompt's rows
+        self.width = max(int(onehot.sum(0).max()) if len(prompt) else 1, 1)
+        self.slots = prompt * self.width + rank
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.prefix[0][0].shape[2] + self.layers[layer_idx].get_seq_length()

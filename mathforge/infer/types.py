@@ -16,12 +16,14 @@ FinishReason = Literal["stop", "length"]
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to sample. `temperature == 0` means greedy decoding; `top_p` is nucleus sampling."""
+    """How to sample. `temperature == 0` means greedy decoding; `top_k` keeps the k most likely tokens
+    (0 = all), `top_p` is nucleus sampling (applied after top-k)."""
 
     max_new_tokens: int = 256
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int = 0
+    top_k: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
@@ -30,6 +32,8 @@ class SamplingParams:
             raise ValueError(f"SamplingParams.temperature must be >= 0, got {self.temperature!r}")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"SamplingParams.top_p must be in (0, 1], got {self.top_p!r}")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ValueError(f"SamplingParams.top_k must be an int >= 0 (0 = off), got {self.top_k!r}")
         if not isinstance(self.seed, int):
             raise ValueError(f"SamplingParams.seed must be an int, got {self.seed!r}")
 
@@ -42,13 +46,15 @@ class SamplingParams:
 class Completion:
     """One generated sample.
 
-    `token_ids` are all sampled tokens, including the EOS token or the token that completed a stop
-    string (so `n_tokens == len(token_ids)` counts the compute spent); `logprob` is the sum of their
-    log-probabilities under the model's unmodified distribution (no temperature, no top-p), which is
-    what scoring and SMC weights need. `text` is the decoded sample with the stop string cut off.
-    `token_logprobs` (optional, an addition to the interface) holds the per-token terms of `logprob`.
-    Engines that cannot see token ids (HTTP servers do not return them) leave `token_ids` empty and
-    count the tokens the server reported in `n_tokens`.
+    `text` is the decoded sample with the stop string cut off, and `token_ids` are the tokens of that
+    text: a trailing EOS is kept, tokens that reach into a stop string are cut (so `decode(token_ids)`
+    never contains it). `n_tokens` counts every sampled token, cut ones included (the compute spent).
+    `logprob` is the sum over `token_ids` of log-probabilities under the model's unmodified
+    distribution (no temperature, no top-k/top-p); `proposal_logprob` the same sum under the
+    distribution actually sampled from (after temperature, top-k, top-p; 0 for greedy), which
+    importance weights need. `token_logprobs` / `proposal_token_logprobs` (optional) hold the
+    per-token terms. Engines that cannot see token ids (HTTP servers do not return them) leave
+    `token_ids` empty and count the tokens the server reported in `n_tokens`.
     """
 
     text: str
@@ -57,6 +63,8 @@ class Completion:
     logprob: float | None = None
     finish_reason: FinishReason = "length"
     token_logprobs: list[float] | None = None
+    proposal_logprob: float | None = None
+    proposal_token_logprobs: list[float] | None = None
 
     def __post_init__(self) -> None:
         if self.finish_reason not in ("stop", "length"):

@@ -39,7 +39,7 @@ class VLLMEngine:
         ids = encode_prompts(self.tokenizer, prompts, chat=self.chat)
         # One SamplingParams per prompt so each prompt gets its own seed stream, reproducibly.
         sampling = [self._vllm.SamplingParams(n=n, temperature=params.temperature, top_p=params.top_p,
-                                              max_tokens=params.max_new_tokens, seed=params.seed + i,
+                                              top_k=params.top_k or -1, max_tokens=params.max_new_tokens, seed=params.seed + i,
                                               stop=stop or None, logprobs=0)
                     for i in range(len(prompts))]
         requests = [{"prompt_token_ids": x} for x in ids]

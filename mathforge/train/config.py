@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-OBJECTIVE_NAMES = ("sft", "mft", "difficulty")
+OBJECTIVE_NAMES = ("sft", "mft", "difficulty", "value_ctl", "value_bce")
+VALUE_OBJECTIVES = ("value_ctl", "value_bce")
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
@@ -179,6 +180,27 @@ class EvalConfig:
 
 
 @dataclass
+class ValueConfig:
+    """Value-model training (TSMC, methods.md §e.5-§e.7): `data_file` is a grouped value-data file
+    (`mathforge value-data`); `init` the head's initialisation; CTL: `short_samples` (`final`: a
+    finished sample's last score stands for later steps; `exclude`) and `divide_by_steps`; BCE: `mask`
+    (`every_token`, `step_ends`, `orm_last3`) and `loss` (`bce` or `mse`)."""
+
+    data_file: str = ""
+    init: str = "zeros"
+    short_samples: str = "final"
+    divide_by_steps: bool = False
+    mask: str = "every_token"
+    loss: str = "bce"
+
+    def __post_init__(self) -> None:
+        _check_choice("value.init", self.init, ("zeros", "random"))
+        _check_choice("value.short_samples", self.short_samples, ("final", "exclude"))
+        _check_choice("value.mask", self.mask, ("every_token", "step_ends", "orm_last3"))
+        _check_choice("value.loss", self.loss, ("bce", "mse"))
+
+
+@dataclass
 class RunConfig:
     """One training run. `mixed_precision`: `no` or `bf16` (autocast). The default is `no` because
     bf16 autocast was measured 7x slower than fp32 for the nano model on the 2-core reference CPU
@@ -202,9 +224,15 @@ class RunConfig:
     mft: MFTConfig = field(default_factory=MFTConfig)
     difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    value: ValueConfig = field(default_factory=ValueConfig)
 
     def __post_init__(self) -> None:
         _check_choice("objective", self.objective, OBJECTIVE_NAMES)
+        if self.objective in VALUE_OBJECTIVES:
+            if not self.value.data_file:
+                raise ValueError(f"objective {self.objective!r} needs value.data_file (from `mathforge value-data`)")
+            if self.data.packing:
+                raise ValueError(f"objective {self.objective!r}: set data.packing=false (a batch is whole problems)")
         _check_choice("mixed_precision", self.mixed_precision, ("no", "bf16"))
         if self.log_every < 1 or self.checkpoint_every < 0 or self.keep_checkpoints < 1:
             raise ValueError("log_every >= 1, checkpoint_every >= 0 and keep_checkpoints >= 1 required")
@@ -296,6 +324,7 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     cfg = config_from_dict(table, source=str(path))
     cfg.data.train_file = _resolve(cfg.data.train_file, path.parent, "data.train_file", str(path))
     cfg.data.eval_file = _resolve(cfg.data.eval_file, path.parent, "data.eval_file", str(path))
+    cfg.value.data_file = _resolve(cfg.value.data_file, path.parent, "value.data_file", str(path))
     return cfg
 
 
@@ -319,6 +348,7 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "RunConfig",
+    "ValueConfig",
     "config_from_dict",
     "load_recipe",
     "parse_override",

@@ -69,7 +69,9 @@ def _make_optimizer(model: Any, optim: Any) -> Any:
     return torch.optim.AdamW(groups, lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps)
 
 
-def _build_model(cfg: RunConfig, tokenizer: Any) -> Any:
+def _build_model(cfg: RunConfig, tokenizer: Any, objective: Any = None) -> Any:
+    if hasattr(objective, "build_model"):  # e.g. a value model whose trunk is the generator's
+        return objective.build_model(cfg, tokenizer)
     if cfg.model.init:
         from mathforge.models.loading import load_model
 
@@ -111,16 +113,17 @@ class _Run:
         self.cfg = cfg
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
         self.out = Path(cfg.out_dir)
-        self.data = prepare_data(cfg, _load_tokenizer(cfg))  # every data error is raised here, first
-        self.tok = self.data.tokenizer
         self.objective = get_objective(cfg.objective)
+        load = getattr(self.objective, "load_data", prepare_data)
+        self.data = load(cfg, _load_tokenizer(cfg))  # every data error is raised here, first
+        self.tok = self.data.tokenizer
         rows_per_step = cfg.optim.micro_batch_size * cfg.optim.grad_accum * self.acc.num_processes
         epochs_hook = getattr(self.objective, "epochs", None)  # e.g. SDAT weighting: visits rule
         epochs = (epochs_hook(self.data.train_examples, cfg) if epochs_hook else None) or cfg.optim.epochs
         self.plan = BatchPlan([len(r) for r in self.data.train], seq_len=cfg.data.seq_len,
                               packing=cfg.data.packing, rows_per_step=rows_per_step, seed=cfg.seed,
                               epochs=epochs, max_steps=cfg.optim.max_steps)
-        model = _build_model(cfg, self.tok)
+        model = _build_model(cfg, self.tok, self.objective)
         self.vocab_base = len(self.tok)  # MFT random noise: the vocabulary before any added token (§a.2)
         if hasattr(self.objective, "prepare"):
             self.objective.prepare(model, self.tok, cfg)  # e.g. the <mask> row = mean embedding
@@ -159,7 +162,9 @@ class _Run:
             chunk = [[self.data.train[i] for i in row] for row in rows[k * cfg.optim.micro_batch_size :][
                 : cfg.optim.micro_batch_size]]
             tokens += sum(len(r) for row in chunk for r in row)
-            if cfg.data.packing:
+            if hasattr(self.objective, "collate"):  # whole problems (value objectives)
+                batch = self.objective.collate([row[0] for row in chunk], self.tok.pad_token_id)
+            elif cfg.data.packing:
                 batch = collate_packed(chunk, cfg.data.seq_len, self.tok.pad_token_id)
             else:
                 batch = collate_padded([row[0] for row in chunk], self.tok.pad_token_id)
@@ -178,6 +183,9 @@ class _Run:
     def train_step(self) -> dict[str, Any]:
         batches, tokens = self.micro_batches(self.step)
         step = self.step
+        pre = {}
+        if hasattr(self.objective, "prepare_step"):  # a no-gradient pass over the whole step (CTL pass 1)
+            pre = self.objective.prepare_step(self.model, batches, self.context(step, 0))
         loss, n_tok, metrics = accumulate_gradients(self.model, batches, self.objective.loss,
                                                     lambda k: self.context(step, k), self.acc)
         grad_norm = self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
@@ -186,7 +194,8 @@ class _Run:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
-        extra = {k: v for k, v in metrics.items() if k == "mask_ratio"}
+        # every scalar an objective reports is logged (from pass 1 and from the last micro-batch)
+        extra = {k: v for k, v in {**metrics, **pre}.items() if isinstance(v, int | float) and not isinstance(v, bool)}
         if self.acc.num_processes > 1:
             import torch
 
@@ -200,6 +209,9 @@ class _Run:
         if not self.data.eval_examples or not self.acc.is_main_process:
             return {}
         model = self.acc.unwrap_model(self.model)
+        if hasattr(self.objective, "evaluate"):  # e.g. the value model's AUC and calibration
+            return {f"eval_{k}" if not k.startswith("eval") else k: v
+                    for k, v in self.objective.evaluate(model, self.data, self.cfg).items()}
         ev = self.cfg.eval
         out = {"eval_loss": eval_loss(model, self.data.eval, seq_len=self.cfg.data.seq_len,
                                       pad_id=self.tok.pad_token_id)}

@@ -28,6 +28,8 @@ TASKS: dict[str, str] = {
     "mult": "multiplication:multiplication",
     "arithmetic": "arithmetic:arithmetic",
     "arith": "arithmetic:arithmetic",
+    "arith_steps": "arith_steps:arith_steps",
+    "gsm8k_steps": "gsm8k_steps:gsm8k_step_examples",
     "gsm8k": "gsm8k:gsm8k_train",
     "gsm8k_icot": "gsm8k:gsm8k_icot",
 }

@@ -10,6 +10,10 @@ multiplying per-token terms (noise on inputs, weights on tokens), never by flags
 An objective may also define `prepare(model, tokenizer, cfg) -> None` (run once on a fresh model)
 `expand(examples, cfg) -> examples` (run once on the training set) and `epochs(examples, cfg) ->
 float | None` (an epoch count the objective's method prescribes, None to keep `optim.epochs`).
+Objectives whose model or data are not a causal LM over rendered rows (the value objectives) also
+define `build_model(cfg, tokenizer)`, `load_data(cfg, tokenizer) -> TrainData`, `collate(items,
+pad_id) -> batch`, `prepare_step(model, micro_batches, ctx) -> metrics` (a no-gradient pass over the
+whole step before its micro-batches, e.g. CTL's importance weights) and `evaluate(model, data, cfg)`.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from mathforge.train.objectives import difficulty, mft, sft
+from mathforge.train.objectives import difficulty, mft, sft, value_bce, value_ctl
 
-OBJECTIVES: dict[str, ModuleType] = {"sft": sft, "mft": mft, "difficulty": difficulty}
+OBJECTIVES: dict[str, ModuleType] = {"sft": sft, "mft": mft, "difficulty": difficulty, "value_ctl": value_ctl,
+                                     "value_bce": value_bce}
 
 
 @dataclass
