@@ -88,9 +88,24 @@ def test_difficulty_objective_runs_in_the_loop(tmp_path, mode):
     assert rows[-1]["step"] == (3 if mode == "upsample" else 4)
 
 
-def test_shipped_recipes_validate():
+def test_shipped_recipes_validate(tmp_path):
+    """Every shipped recipe loads. A stage recipe whose input is written by an earlier stage under
+    `runs/` (the TSMC experiment's value data) names that file in its error; it then validates
+    with a stand-in file in its place (the command that chains the stages passes the real one)."""
+    import re
+
     for path in sorted((REPO / "recipes").glob("*.toml")):
-        cfg = load_recipe(path)
+        overrides = {}
+        for _ in range(4):
+            try:
+                cfg = load_recipe(path, overrides=overrides)
+                break
+            except FileNotFoundError as exc:
+                m = re.search(r": ([\w.]+)='(runs/[^']+)': no such file", str(exc))
+                assert m, exc                    # only earlier stages' outputs may be missing
+                stand_in = tmp_path / m.group(2).replace("/", "_")
+                stand_in.write_text("")
+                overrides[m.group(1)] = str(stand_in)
         assert cfg.optim.max_steps > 0 or cfg.optim.epochs > 0, path
 
 
