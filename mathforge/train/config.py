@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-OBJECTIVE_NAMES = ("sft", "mft", "difficulty")
+OBJECTIVE_NAMES = ("sft", "mft", "difficulty", "icot_si")
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
@@ -164,6 +164,48 @@ class DifficultyConfig:
 
 
 @dataclass
+class IcotSIConfig:
+    """Stepwise internalization (Deng et al. 2024, methods.md §f.10): the first `scheduled + o`
+    CoT tokens of every training example are removed, `o` drawn with P(o) = (1 - e^-l) e^(-l o)
+    (l = `smoothing_lambda`; `inf` turns the smoothing off). `scheduled` is 0 for the first
+    `pretrain_epochs` epochs (or `pretrain_steps` optimizer steps; set one of the two), then starts at
+    `remove_start_from` and grows by 1 every round(steps_per_epoch / `remove_per_epoch`) steps (or
+    every `remove_every_steps`, for short runs). From `scheduled >= remove_all_when_remove_beyond`
+    (-1: never) the whole CoT goes. `reset_optimizer` clears AdamW's moments at every increase
+    until the CoT is fully removed. `running_sum_weight` > 0 adds the running-sum probe loss of
+    Bai et al. 2025 (multiplication only; `mathforge.train.objectives.running_sum`) on
+    `hidden_states[running_sum_layer]` (-1: the middle layer)."""
+
+    remove_per_epoch: float = 8.0
+    remove_every_steps: int = 0
+    remove_start_from: int = 0
+    pretrain_epochs: float = 0.0
+    pretrain_steps: int = 0
+    remove_all_when_remove_beyond: int = -1
+    smoothing_lambda: float = 4.0
+    reset_optimizer: bool = True
+    running_sum_weight: float = 0.0
+    running_sum_layer: int = -1
+
+    def __post_init__(self) -> None:
+        if self.remove_per_epoch <= 0:
+            raise ValueError(f"icot_si.remove_per_epoch must be > 0, got {self.remove_per_epoch}")
+        for name in ("remove_every_steps", "remove_start_from", "pretrain_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"icot_si.{name} must be >= 0, got {getattr(self, name)}")
+        if self.pretrain_epochs < 0:
+            raise ValueError(f"icot_si.pretrain_epochs must be >= 0, got {self.pretrain_epochs}")
+        if self.pretrain_epochs > 0 and self.pretrain_steps > 0:
+            raise ValueError("icot_si: set pretrain_epochs or pretrain_steps, not both")
+        if self.remove_all_when_remove_beyond < -1:
+            raise ValueError("icot_si.remove_all_when_remove_beyond must be -1 (never) or >= 0")
+        if self.running_sum_weight < 0 or self.running_sum_layer < -1:
+            raise ValueError("icot_si.running_sum_weight must be >= 0 and running_sum_layer >= -1")
+        if not self.smoothing_lambda > 0:  # also rejects nan
+            raise ValueError(f"icot_si.smoothing_lambda must be > 0 (inf: no smoothing), got {self.smoothing_lambda}")
+
+
+@dataclass
 class EvalConfig:
     """Held-out evaluation: token loss and greedy exact-match accuracy every `every` steps (0: only
     at the end)."""
@@ -201,6 +243,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     mft: MFTConfig = field(default_factory=MFTConfig)
     difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
+    icot_si: IcotSIConfig = field(default_factory=IcotSIConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
@@ -315,6 +358,7 @@ __all__ = [
     "DataConfig",
     "DifficultyConfig",
     "EvalConfig",
+    "IcotSIConfig",
     "MFTConfig",
     "ModelConfig",
     "OptimConfig",

@@ -10,6 +10,26 @@ multiplying per-token terms (noise on inputs, weights on tokens), never by flags
 An objective may also define `prepare(model, tokenizer, cfg) -> None` (run once on a fresh model)
 `expand(examples, cfg) -> examples` (run once on the training set) and `epochs(examples, cfg) ->
 float | None` (an epoch count the objective's method prescribes, None to keep `optim.epochs`).
+
+Seams for methods that need more (implicit CoT, methods.md §f), each optional:
+
+- `setup(data, plan, cfg) -> state`: run once after the data and batch plan exist; `state` is
+  handed back as `ctx.state` (e.g. steps per epoch, the longest CoT);
+- `aux_modules(model, tokenizer, cfg, state) -> dict[str, nn.Module]`: extra modules (a frozen
+  teacher, a probe, an emulator) that the loop moves to the device, optimises (trainable
+  parameters), checkpoints, restores on resume and passes as `ctx.aux`;
+- `transform(rows, ctx) -> rows`: a per-step rewrite of the rendered rows before collation (a
+  curriculum such as CoT removal); the token count and batch shape follow the new lengths;
+  `ctx.evaluating` is True when the loop transforms held-out rows for the validation loss;
+- `stage(step, state) -> int` and `resets_optimizer(cfg) -> bool`: when the stage of step s
+  differs from that of step s-1 the optimizer moments are cleared before step s (recomputed from
+  the step, so a resumed run resets at the same steps);
+- named loss terms: an objective with `counts(batch, ctx) -> dict[name, float]` returns
+  `(dict[name, term_sum], metrics)` from `loss`; the loop sums each term's count over the
+  micro-batches and processes of the step and back-propagates `sum_name term_sum / count_name`,
+  logging every term's mean as `loss_<name>`;
+- `selectable(step, state) -> bool`: which evaluations may become `best_model` (only fully
+  internalised ones for ICoT-SI); `finish(out_dir, state)` writes method-specific reports.
 """
 
 from __future__ import annotations
@@ -19,9 +39,9 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from mathforge.train.objectives import difficulty, mft, sft
+from mathforge.train.objectives import difficulty, icot_si, mft, sft
 
-OBJECTIVES: dict[str, ModuleType] = {"sft": sft, "mft": mft, "difficulty": difficulty}
+OBJECTIVES: dict[str, ModuleType] = {"sft": sft, "mft": mft, "difficulty": difficulty, "icot_si": icot_si}
 
 
 @dataclass
@@ -45,11 +65,15 @@ class StepContext:
     mask_id: int | None = None
     vocab_base: int = 0
     special_ids: tuple[int, ...] = ()
+    state: Any = None  # what the objective's `setup` returned
+    aux: Any = None  # the objective's auxiliary modules (nn.ModuleDict) or None
+    norms: dict[str, float] | None = None  # global per-term counts of this step (named terms)
+    evaluating: bool = False
 
-    def generator(self, device: Any = "cpu") -> Any:
+    def generator(self, device: Any = "cpu", salt: str = "") -> Any:
         import torch
 
-        key = f"{self.seed}/{self.step}/{self.micro_index}/{self.rank}".encode()
+        key = f"{self.seed}/{self.step}/{self.micro_index}/{self.rank}{'/' + salt if salt else ''}".encode()
         g = torch.Generator(device=device)
         g.manual_seed(int.from_bytes(hashlib.sha256(key).digest()[:8], "little") >> 1)
         return g
