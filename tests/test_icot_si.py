@@ -48,7 +48,7 @@ def test_spans_and_separators_of_unequal_examples(tok):
         assert tok.decode(r.input_ids[slice(*a)], skip_special_tokens=True).strip() == ex.answer
         s1, s2 = r.separators()
         assert tok.decode([r.input_ids[s1]]) == "|"  # the end of the question
-        assert s2 == (c[1] - 1 if c[1] > c[0] else s1)
+        assert s2 == c[1] and tok.decode([r.input_ids[s2]]).strip() == "#"  # where '####' starts
     assert rendered[2].cot_len == 0
     # padded: one example a row, segments follow each row's own spans
     batch = collate_padded(rendered, tok.pad_token_id)

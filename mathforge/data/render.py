@@ -19,8 +19,9 @@ splits at its `####`: `cot` holds the tokens that end at or before the stripped 
 when the CoT is), `answer` the rest (`####`, answer, EOS). Without `####` the whole response is
 `cot` except the final EOS, which alone is `answer`. Token boundaries come from the tokenizer's
 offsets, so a token that straddles the boundary counts as answer. `cot_len` is the CoT's token
-count; `separators()` gives the §f.4 positions s1 (last prompt token) and s2 (last CoT token, or
-s1 when the CoT is empty).
+count; `separators()` gives the §f.4 positions: s1, the last prompt token (the end of the `||`
+that closes the question, where the original has its first EOS), and s2, the first token after
+the CoT (the start of `####`, where the original has its second EOS; s1 + 1 for an empty CoT).
 """
 
 from __future__ import annotations
@@ -71,9 +72,8 @@ class Rendered:
         return self.spans[name]
 
     def separators(self) -> tuple[int, int]:
-        """(s1, s2): index of the last prompt token and of the last CoT token (s2 = s1 if no CoT)."""
-        p_end, (c_start, c_end) = self._span("prompt")[1], self._span("cot")
-        return p_end - 1, (c_end - 1 if c_end > c_start else p_end - 1)
+        """(s1, s2): index of the last prompt token and of the first token after the CoT."""
+        return self._span("prompt")[1] - 1, self._span("cot")[1]
 
 
 def _name(example: Example, index: int | None) -> str:
