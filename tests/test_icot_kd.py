@@ -1,0 +1,109 @@
+"""ICoT-KD model pieces (methods.md §f.6-§f.7): teacher states at the documented positions, and a
+substitution that hits exactly one position per layer per example with and without a KV cache."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tiny_lm import TINY_TRAIN_OVERRIDES  # noqa: E402
+
+from mathforge.data.packing import collate_padded  # noqa: E402
+from mathforge.data.render import render  # noqa: E402
+from mathforge.data.tasks.multiplication import make_example  # noqa: E402
+from mathforge.data.tokenizer import build_tokenizer  # noqa: E402
+from mathforge.models.icot_kd import (  # noqa: E402
+    Substitution,
+    apply_mlps,
+    layer_mlps,
+    teacher_positions,
+    teacher_states,
+)
+from mathforge.models.presets import build_model  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_positions_table():
+    # s1 = 10, s2 = 40, 4 layers: delta = 10 -> 10, 20, 30, 40 (layer 0 at s1, the last at s2)
+    assert teacher_positions(10, 40, 4) == [(0, 10), (1, 20), (2, 30), (3, 40)]
+    assert teacher_positions(10, 40, 4, stride=12) == [(0, 10), (1, 22), (2, 34), (3, 40)]  # capped at s2
+    assert teacher_positions(10, 40, 4, subset="first_column") == [(li, 10) for li in range(4)]
+    assert teacher_positions(10, 40, 4, subset="last_column") == [(li, 40) for li in range(4)]  # fixed bug
+    assert teacher_positions(10, 40, 4, subset="top_row") == [(3, 10), (3, 20), (3, 30), (3, 40)]
+    assert teacher_positions(10, 40, 4, subset="bottom_row") == [(0, 10), (0, 20), (0, 30), (0, 40)]
+    assert teacher_positions(5, 6, 3) == [(0, 5), (1, 6), (2, 6)]  # round(5.5) = 6 (round half to even)
+    with pytest.raises(ValueError, match="unknown teacher subset"):
+        teacher_positions(1, 2, 2, subset="middle")
+
+
+@pytest.fixture(scope="module")
+def setup():
+    exs = [make_example(12, 34, 2), make_example(123, 456, 3)]  # unequal lengths and CoTs
+    tok = build_tokenizer([e.prompt + e.response for e in exs], kind="char_spaced")
+    rendered = [render(e, tok) for e in exs]
+    model = build_model(dict(TINY_TRAIN_OVERRIDES, num_hidden_layers=3), tok, seed=0).eval()
+    return tok, rendered, model
+
+
+@pytest.mark.parametrize("subset", ["diagonal", "last_column", "top_row"])
+def test_teacher_states_read_documented_positions(setup, subset):
+    tok, rendered, model = setup
+    batch = collate_padded(rendered, tok.pad_token_id)
+    seps = [r.separators() for r in rendered]
+    z = teacher_states(model, batch["input_ids"], batch["attention_mask"], seps, subset=subset)
+    assert z.shape == (2, 3, model.config.hidden_size)
+    for b, r in enumerate(rendered):  # the slow way: run each example alone, read by hand
+        with torch.no_grad():
+            hs = model(input_ids=torch.tensor([r.input_ids]), output_hidden_states=True).hidden_states
+        s1, s2 = r.separators()
+        for li, (layer, t) in enumerate(teacher_positions(s1, s2, 3, subset=subset)):
+            x = hs[layer][0, t]
+            want = (x - x.mean()) / (x.var(unbiased=False) + 1e-5).sqrt()
+            torch.testing.assert_close(z[b, li], want, rtol=1e-4, atol=1e-4)
+    assert seps[0] != seps[1]
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_substitution_one_position_per_layer_per_example(setup, use_cache):
+    tok, rendered, model = setup
+    prompts = [r.input_ids[: r.prompt_len] for r in rendered]
+    width = max(map(len, prompts))
+    ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts])  # left padded
+    mask = (torch.arange(width)[None] >= torch.tensor([width - len(p) for p in prompts])[:, None]).long()
+    s1 = torch.tensor([r.separators()[0] for r in rendered])  # positions without the padding
+    vec = torch.randn(2, 3, model.config.hidden_size) * 5
+    new = 4
+    with Substitution(model, vec, s1) as sub, torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new, min_new_tokens=new,
+                             do_sample=False, use_cache=use_cache, pad_token_id=tok.pad_token_id)
+    forwards = 1 if use_cache else new
+    assert len(sub.hits) == forwards * 3 * 2
+    for layer in range(3):
+        for b in range(2):
+            cols = [c for li, r, c in sub.hits if li == layer and r == b]
+            assert cols == [width - len(prompts[b]) + int(s1[b])] * forwards  # the padded index of s1
+    # substitution changes the continuation, and the cache path equals the no-cache path
+    with Substitution(model, vec, s1), torch.no_grad():
+        other = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new, min_new_tokens=new,
+                               do_sample=False, use_cache=not use_cache, pad_token_id=tok.pad_token_id)
+    assert torch.equal(out, other)
+    with torch.no_grad():
+        plain = model(input_ids=ids, attention_mask=mask).logits[:, -1]
+        with Substitution(model, vec, s1):
+            subst = model(input_ids=ids, attention_mask=mask).logits[:, -1]
+    assert not torch.allclose(plain, subst)
+
+
+def test_gradients_reach_mlps_and_student(setup):
+    tok, rendered, model = setup
+    mlps = layer_mlps(model.config.hidden_size, 3)
+    z = torch.randn(2, 3, model.config.hidden_size)
+    batch = collate_padded(rendered, tok.pad_token_id)
+    s1 = torch.tensor([r.separators()[0] for r in rendered])
+    model.zero_grad()
+    with Substitution(model, apply_mlps(mlps, z), s1):
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in mlps.parameters())
+    assert model.model.layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
