@@ -107,3 +107,62 @@ def test_gradients_reach_mlps_and_student(setup):
         model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in mlps.parameters())
     assert model.model.layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
+
+
+def _kd_cfg(tmp_path, objective, **extra):
+    from mathforge.train.config import config_from_dict
+
+    table = {
+        "out_dir": str(tmp_path / objective), "objective": objective, "seed": 4, "threads": 1, "progress": False,
+        "log_every": 1, "checkpoint_every": 0,
+        "data": {"task": "multiplication", "task_args": {"k": 2}, "n_train": 64, "n_eval": 0, "seq_len": 64,
+                 "tokenizer": "char_spaced", "packing": False},
+        "model": {"preset": "nano", "overrides": dict(TINY_TRAIN_OVERRIDES)},
+        "optim": {"micro_batch_size": 2, "grad_accum": 2, "max_steps": 6, "lr": 3e-3},
+        "eval": {"n_problems": 0},
+        **extra,
+    }
+    return config_from_dict(table)
+
+
+def test_student_stage_trains_student_and_mlps_not_teacher(tmp_path):
+    from mathforge.models.icot_kd import decoder_layers
+    from mathforge.train.loop import _Run, train
+
+    teacher_dir = train(_kd_cfg(tmp_path, "sft"))
+    run = _Run(_kd_cfg(tmp_path, "icot_kd_student", icot_kd={"teacher": str(teacher_dir)}))
+    teacher, mlps = run.aux["teacher"], run.aux["mlps"]
+    before = {n: p.detach().clone() for n, p in teacher.named_parameters()}
+    mlp_before = [p.detach().clone() for p in mlps.parameters()]
+    student_before = [p.detach().clone() for p in run.model.parameters()]
+    hits = []
+    for block in decoder_layers(run.model):  # count substitutions through the student's blocks
+        block.register_forward_pre_hook(lambda m, a, k: hits.append(1), with_kwargs=True)
+    run.train_step()
+    assert all(torch.equal(before[n], p) for n, p in teacher.named_parameters())  # frozen
+    assert all(not torch.equal(a, b) for a, b in zip(mlp_before, mlps.parameters(), strict=True))
+    assert sum(not torch.equal(a, b) for a, b in zip(student_before, run.model.parameters(), strict=True)) > 0
+    assert len(hits) == 2 * len(decoder_layers(run.model))  # 2 micro-batches, one forward each
+    batch = run.micro_batches(0)[0][0]
+    from mathforge.train.objectives.icot_kd_student import drop_cot, separators
+
+    s1, s2 = separators(batch)
+    nocot = drop_cot(batch, run.tok.pad_token_id)
+    for b in range(2):
+        assert run.tok.decode([int(batch["input_ids"][b, s1[b]])]) == "|"
+        assert run.tok.decode([int(batch["input_ids"][b, s2[b]])]).strip() == "#"
+        text = run.tok.decode(nocot["input_ids"][b][nocot["attention_mask"][b].bool()].tolist())
+        assert "||" in text and "+" not in text and text.count("#") == 4
+
+
+def test_student_refuses_a_mismatched_vocabulary(tmp_path):
+    from mathforge.train.loop import _Run, train
+
+    teacher_dir = train(_kd_cfg(tmp_path, "sft"))
+    other = _kd_cfg(tmp_path / "o", "sft")
+    other.data.tokenizer = "char"  # another vocabulary
+    other_dir = train(other)
+    cfg = _kd_cfg(tmp_path, "icot_kd_student", icot_kd={"teacher": str(teacher_dir)})
+    cfg.model.init = str(other_dir)
+    with pytest.raises(ValueError, match="differs from the teacher's"):
+        _Run(cfg)

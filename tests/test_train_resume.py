@@ -88,6 +88,14 @@ n_problems = 0
 """
 
 
+KD_RECIPE = SI_RECIPE.replace('objective = "icot_si"', 'objective = "icot_kd_student"').split("[icot_si]")[0] + """
+[icot_kd]
+teacher = "{teacher}"
+[eval]
+n_problems = 0
+"""
+
+
 def _cmd(recipe: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "mathforge", "train", str(recipe), "--out", str(out)]
 
@@ -102,11 +110,17 @@ def _final_state(out: Path) -> dict:
     return load_file(str(out / "model" / "model.safetensors"))
 
 
-@pytest.mark.parametrize("template", [RECIPE, SI_RECIPE], ids=["mft", "icot_si"])
+@pytest.mark.parametrize("template", [RECIPE, SI_RECIPE, KD_RECIPE], ids=["mft", "icot_si", "icot_kd_student"])
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, template):
     steps = 40
     recipe = tmp_path / "r.toml"
-    recipe.write_text(template.format(steps=steps))
+    teacher = ""
+    if template is KD_RECIPE:  # a small explicit-CoT teacher first (the frozen auxiliary module)
+        (tmp_path / "t.toml").write_text(SI_RECIPE.replace('"icot_si"', '"sft"').format(steps=6))
+        subprocess.run(_cmd(tmp_path / "t.toml", tmp_path / "teacher"), cwd=REPO, env=_env(), check=True,
+                       capture_output=True, timeout=300)
+        teacher = str(tmp_path / "teacher" / "model")
+    recipe.write_text(template.format(steps=steps, teacher=teacher))
     full = tmp_path / "full"
     subprocess.run(_cmd(recipe, full), cwd=REPO, env=_env(), check=True, capture_output=True, timeout=300)
 
@@ -128,7 +142,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, template):
     resumed_from = latest.read_text()
     subprocess.run(_cmd(recipe, killed), cwd=REPO, env=_env(), check=True, capture_output=True, timeout=300)
     a, b = _final_state(full), _final_state(killed)
-    if template is SI_RECIPE:  # the probe (an auxiliary module) is restored too
+    if template is not RECIPE:  # the auxiliary modules (probe; teacher and MLPs) are restored too
         a.update({f"aux.{k}": v for k, v in torch.load(full / "model" / "aux_modules.pt").items()})
         b.update({f"aux.{k}": v for k, v in torch.load(killed / "model" / "aux_modules.pt").items()})
     assert a.keys() == b.keys()
@@ -146,7 +160,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, template):
     assert [r["loss"] for r in rows] == pytest.approx([r["loss"] for r in ref], rel=1e-5)
     if template is RECIPE:
         assert any(r.get("mask_ratio", 0) > 0 for r in rows)
-    else:
+    elif template is SI_RECIPE:
         assert [r["optimizer_reset"] for r in rows] == [r["optimizer_reset"] for r in ref]
         assert sum(r["optimizer_reset"] for r in rows) >= 3 and rows[-1]["stage"] > 3
         assert [r["loss_rsum"] for r in rows] == pytest.approx([r["loss_rsum"] for r in ref], rel=1e-5)

@@ -125,12 +125,13 @@ class Substitution(contextlib.AbstractContextManager):
         self._handles.clear()
 
 
-def layer_mlps(hidden: int, n_layers: int, in_mult: int = 1) -> Any:
-    """One `Linear(in_mult*h, 4h) -> ReLU -> Linear(4h, h)` per layer (§f.7; in_mult 2 for §f.8)."""
+def layer_mlps(hidden: int, n_layers: int, in_dim: int | None = None) -> Any:
+    """One `Linear(in_dim, 4h) -> ReLU -> Linear(4h, h)` per layer (§f.7: in_dim = the teacher's h;
+    §f.8: 2h)."""
     import torch
 
     return torch.nn.ModuleList(
-        torch.nn.Sequential(torch.nn.Linear(in_mult * hidden, 4 * hidden), torch.nn.ReLU(),
+        torch.nn.Sequential(torch.nn.Linear(in_dim or hidden, 4 * hidden), torch.nn.ReLU(),
                             torch.nn.Linear(4 * hidden, hidden))
         for _ in range(n_layers))
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-OBJECTIVE_NAMES = ("sft", "mft", "difficulty", "icot_si")
+OBJECTIVE_NAMES = ("sft", "mft", "difficulty", "icot_si", "icot_kd_student")
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
@@ -206,6 +206,24 @@ class IcotSIConfig:
 
 
 @dataclass
+class IcotKDConfig:
+    """ICoT-KD (Deng et al. 2023, methods.md §f.6-§f.7). `teacher`: HF folder of the explicit-CoT
+    teacher (trained with `sft` on the full layout, same tokenizer); `subset` and `stride` choose
+    the teacher positions of §f.6 (`stride` 0 = dynamic diagonal)."""
+
+    teacher: str = ""
+    subset: str = "diagonal"
+    stride: int = 0
+
+    def __post_init__(self) -> None:
+        from mathforge.models.icot_kd import SUBSETS
+
+        _check_choice("icot_kd.subset", self.subset, SUBSETS)
+        if self.stride < 0:
+            raise ValueError(f"icot_kd.stride must be >= 0, got {self.stride}")
+
+
+@dataclass
 class EvalConfig:
     """Held-out evaluation: token loss and greedy exact-match accuracy every `every` steps (0: only
     at the end)."""
@@ -244,6 +262,7 @@ class RunConfig:
     mft: MFTConfig = field(default_factory=MFTConfig)
     difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
     icot_si: IcotSIConfig = field(default_factory=IcotSIConfig)
+    icot_kd: IcotKDConfig = field(default_factory=IcotKDConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
@@ -358,6 +377,7 @@ __all__ = [
     "DataConfig",
     "DifficultyConfig",
     "EvalConfig",
+    "IcotKDConfig",
     "IcotSIConfig",
     "MFTConfig",
     "ModelConfig",

@@ -137,6 +137,11 @@ def _build_model(cfg: RunConfig, tokenizer: Any) -> Any:
 
 
 def _load_tokenizer(cfg: RunConfig) -> Any:
+    from mathforge.train.objectives import get_objective
+
+    hook = getattr(get_objective(cfg.objective), "tokenizer", None)
+    if hook is not None:  # e.g. a distillation student must share its teacher's ids
+        return hook(cfg)
     if not cfg.model.init:
         return None
     from transformers import AutoTokenizer
@@ -353,8 +358,9 @@ def _config_hash(cfg: RunConfig) -> str:
     for key in ("out_dir", "resume", "progress", "log_every", "checkpoint_every", "keep_checkpoints", "threads"):
         d.pop(key, None)
     d.pop("eval", None)
-    if cfg.objective != "icot_si":  # a method's section only counts for its own runs (older hashes hold)
-        d.pop("icot_si", None)
+    for section, objectives in (("icot_si", ("icot_si",)), ("icot_kd", ("icot_kd_student",))):
+        if cfg.objective not in objectives:  # a method's section only counts for its own runs (older hashes hold)
+            d.pop(section, None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -28,6 +28,8 @@ Seams for methods that need more (implicit CoT, methods.md §f), each optional:
   `(dict[name, term_sum], metrics)` from `loss`; the loop sums each term's count over the
   micro-batches and processes of the step and back-propagates `sum_name term_sum / count_name`,
   logging every term's mean as `loss_<name>`;
+- `tokenizer(cfg) -> tokenizer`: the tokenizer to use instead of one built from the data (a
+  distillation student takes its teacher's);
 - `selectable(step, state) -> bool`: which evaluations may become `best_model` (only fully
   internalised ones for ICoT-SI); `finish(out_dir, state)` writes method-specific reports.
 """
@@ -39,9 +41,10 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from mathforge.train.objectives import difficulty, icot_si, mft, sft
+from mathforge.train.objectives import difficulty, icot_kd_student, icot_si, mft, sft
 
-OBJECTIVES: dict[str, ModuleType] = {"sft": sft, "mft": mft, "difficulty": difficulty, "icot_si": icot_si}
+OBJECTIVES: dict[str, ModuleType] = {"sft": sft, "mft": mft, "difficulty": difficulty, "icot_si": icot_si,
+                                     "icot_kd_student": icot_kd_student}
 
 
 @dataclass
