@@ -166,3 +166,48 @@ def test_student_refuses_a_mismatched_vocabulary(tmp_path):
     cfg.model.init = str(other_dir)
     with pytest.raises(ValueError, match="differs from the teacher's"):
         _Run(cfg)
+
+
+def _prompts(setup):
+    tok, rendered, _ = setup
+    prompts = [r.input_ids[: r.prompt_len] for r in rendered]
+    width = max(map(len, prompts))
+    ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts])  # [B, W] left padded
+    mask = (ids != tok.pad_token_id).long()
+    s1 = torch.tensor([len(p) - 1 for p in prompts])
+    return ids, mask, s1, prompts
+
+
+def test_emulator_batch_equals_one_at_a_time(setup):
+    from mathforge.models.icot_kd import Emulator
+
+    tok, _, model = setup
+    emu = Emulator(build_model(dict(TINY_TRAIN_OVERRIDES, num_hidden_layers=3), tok, seed=1), n_mix=3).eval()
+    ids, mask, s1, prompts = _prompts(setup)
+    z = emu(ids, mask, s1)
+    assert z.shape == (2, 3, model.config.hidden_size)
+    for b, p in enumerate(prompts):  # per-example indexing (the original crashed for batch > 1)
+        alone = emu(torch.tensor([p]), torch.ones(1, len(p), dtype=torch.long), s1[b : b + 1])
+        torch.testing.assert_close(z[b], alone[0], rtol=1e-4, atol=1e-5)
+
+
+def test_coupled_stage_sends_gradients_into_both_modules(setup):
+    from mathforge.models.icot_kd import Emulator, emulator_loss, implicit_generate
+
+    tok, rendered, student = setup
+    emu = Emulator(build_model(dict(TINY_TRAIN_OVERRIDES, num_hidden_layers=3), tok, seed=1))
+    mlps = layer_mlps(student.config.hidden_size, 3)
+    ids, mask, s1, _ = _prompts(setup)
+    student.zero_grad()
+    z_hat = emu(ids, mask, s1)
+    with Substitution(student, apply_mlps(mlps, z_hat), s1):
+        logits = student(input_ids=ids, attention_mask=mask,
+                         position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits  # [B, W, V]
+    torch.nn.functional.cross_entropy(logits[:, -1], torch.tensor([5, 6])).backward()
+    for name, module in (("emulator LM", emu.model), ("LSTM", emu.lstm), ("emulator MLPs", emu.mlps),
+                         ("student", student), ("student MLPs", mlps)):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters()), name
+    assert float(emulator_loss(z_hat.detach(), z_hat.detach())) == 0.0
+    out = implicit_generate(emu.eval(), student, mlps, ids, mask, s1, max_new_tokens=3, min_new_tokens=3,
+                            pad_token_id=tok.pad_token_id)
+    assert out.shape == (2, ids.shape[1] + 3)

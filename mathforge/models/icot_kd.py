@@ -147,3 +147,108 @@ def apply_mlps(mlps: Any, z: Any) -> Any:
 def substituted(model: Any, vectors: Any, s1: Any) -> Iterator[Substitution]:
     with Substitution(model, vectors, s1) as sub:
         yield sub
+
+
+def _nn() -> Any:
+    import torch
+
+    return torch.nn
+
+
+class Emulator(_nn().Module):
+    """The thought emulator of §f.8: a causal LM read up to s1 that predicts the teacher states.
+
+    Before every block l, at position s1 of each example: c_l = H_l[s1]; m_l = W_mix[0] (K = 1) or
+    softmax(c_l W_mix^T / tau) W_mix; z_hat_l = MLP_l([c_l; m_l]); an LSTM step on z_hat_l + ctx_prev
+    gives o_l; k_l = key_proj(o_l); ctx = sum_j<l softmax_j(k_j . query_proj(o_l)) k_j (0 at l = 0);
+    H_l[s1] <- out_proj([o_l; ctx]); ctx_prev <- ctx. `forward` returns z_hat [B, L, H]. The
+    token-supervised mixture of §f.8 is not implemented (`mixture="soft"` with K >= 1 only).
+    """
+
+    def __init__(self, model: Any, n_mix: int = 1, tau: float = 0.05):
+        import torch
+
+        super().__init__()
+        h = model.config.hidden_size
+        self.model, self.tau = model, tau
+        self.n_layers = len(decoder_layers(model))
+        self.mlps = layer_mlps(h, self.n_layers, in_dim=2 * h)
+        self.w_mix = torch.nn.Parameter(torch.randn(n_mix, h) * 0.02)  # [K, H]
+        self.lstm = torch.nn.LSTMCell(h, h)
+        self.key_proj, self.query_proj = torch.nn.Linear(h, h), torch.nn.Linear(h, h)
+        self.out_proj = torch.nn.Linear(2 * h, h)
+
+    def _step(self, layer: int, c: Any, run: dict) -> tuple[Any, Any]:
+        """One layer of the recurrence for the s1 states `c` [N, H]; returns (z_hat_l, new state)."""
+        import torch
+
+        if self.w_mix.shape[0] == 1:
+            m = self.w_mix[0].expand_as(c)  # [N, H]
+        else:
+            m = torch.softmax(c @ self.w_mix.T / self.tau, -1) @ self.w_mix  # [N, H]
+        z_hat = self.mlps[layer](torch.cat([c, m], -1))  # [N, H]
+        h, cell = self.lstm(z_hat + run["ctx_prev"], run["state"])  # [N, H] each
+        run["state"] = (h, cell)
+        key = self.key_proj(h)  # [N, H]
+        if run["keys"]:
+            keys = torch.stack(run["keys"], 1)  # [N, l, H]
+            alpha = torch.softmax((keys * self.query_proj(h)[:, None]).sum(-1), -1)  # [N, l]
+            ctx = (alpha[..., None] * keys).sum(1)  # [N, H]
+        else:
+            ctx = torch.zeros_like(h)
+        run["keys"].append(key)
+        run["ctx_prev"] = ctx
+        return z_hat, self.out_proj(torch.cat([h, ctx], -1))
+
+    def forward(self, input_ids: Any, attention_mask: Any, s1: Any) -> Any:
+        import torch
+
+        n, h = input_ids.shape[0], self.model.config.hidden_size
+        zero = torch.zeros(n, h, device=input_ids.device)
+        run = {"ctx_prev": zero, "state": (zero, zero), "keys": [], "z": []}
+        handles = []
+
+        def make_hook(layer: int):
+            def pre_hook(module: Any, args: tuple, kwargs: dict) -> Any:
+                hidden = args[0]  # [B, T, H]
+                pos = kwargs["position_ids"].expand(hidden.shape[0], -1)  # [B, T]
+                where = pos == s1.to(pos.device)[:, None]  # [B, T], one True per row
+                rows, cols = where.nonzero(as_tuple=True)
+                if rows.numel() != n:
+                    raise ValueError("emulator: every example needs its position s1 in the input")
+                z_hat, new = self._step(layer, hidden[rows, cols], run)
+                run["z"].append(z_hat)
+                hidden = hidden.clone()
+                hidden[rows, cols] = new.to(hidden.dtype)
+                return (hidden, *args[1:]), kwargs
+
+            return pre_hook
+
+        for layer, block in enumerate(decoder_layers(self.model)):
+            handles.append(block.register_forward_pre_hook(make_hook(layer), with_kwargs=True))
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # [B, T]; left padding as generate does
+        try:
+            self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return torch.stack(run["z"], 1)  # [B, L, H]
+
+
+def emulator_loss(z_hat: Any, z: Any) -> Any:
+    """§f.8: sum_l 1/2 ||z_hat_l - z_l||^2, summed over hidden units, averaged over the batch."""
+    return 0.5 * ((z_hat.float() - z.float()) ** 2).sum((1, 2)).mean()
+
+
+def implicit_generate(emulator: Emulator, student: Any, mlps: Any, input_ids: Any, attention_mask: Any,
+                      s1: Any, **generate_kwargs: Any) -> Any:
+    """§f.9 inference: z_hat from the emulator on the question, then the student decodes greedily with
+    MLP_l(z_hat_l) substituted at s1 (prefill only when the KV cache is on). `input_ids` are the
+    left-padded prompts through s1; `s1` is each prompt's last position (without padding)."""
+    import torch
+
+    with torch.no_grad():
+        z_hat = emulator(input_ids, attention_mask, s1)
+        with Substitution(student, apply_mlps(mlps, z_hat), s1):
+            return student.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
+                                    **generate_kwargs)
