@@ -182,12 +182,13 @@ def test_emulator_batch_equals_one_at_a_time(setup):
     from mathforge.models.icot_kd import Emulator
 
     tok, _, model = setup
-    emu = Emulator(build_model(dict(TINY_TRAIN_OVERRIDES, num_hidden_layers=3), tok, seed=1), n_mix=3).eval()
+    lm = build_model(dict(TINY_TRAIN_OVERRIDES, num_hidden_layers=3), tok, seed=1).eval()
+    emu = Emulator(lm.config.hidden_size, 3, n_mix=3)
     ids, mask, s1, prompts = _prompts(setup)
-    z = emu(ids, mask, s1)
+    z = emu(lm, ids, mask, s1)
     assert z.shape == (2, 3, model.config.hidden_size)
     for b, p in enumerate(prompts):  # per-example indexing (the original crashed for batch > 1)
-        alone = emu(torch.tensor([p]), torch.ones(1, len(p), dtype=torch.long), s1[b : b + 1])
+        alone = emu(lm, torch.tensor([p]), torch.ones(1, len(p), dtype=torch.long), s1[b : b + 1])
         torch.testing.assert_close(z[b], alone[0], rtol=1e-4, atol=1e-5)
 
 
@@ -195,19 +196,54 @@ def test_coupled_stage_sends_gradients_into_both_modules(setup):
     from mathforge.models.icot_kd import Emulator, emulator_loss, implicit_generate
 
     tok, rendered, student = setup
-    emu = Emulator(build_model(dict(TINY_TRAIN_OVERRIDES, num_hidden_layers=3), tok, seed=1))
+    lm = build_model(dict(TINY_TRAIN_OVERRIDES, num_hidden_layers=3), tok, seed=1)
+    emu = Emulator(lm.config.hidden_size, 3)
     mlps = layer_mlps(student.config.hidden_size, 3)
     ids, mask, s1, _ = _prompts(setup)
     student.zero_grad()
-    z_hat = emu(ids, mask, s1)
+    z_hat = emu(lm, ids, mask, s1)
     with Substitution(student, apply_mlps(mlps, z_hat), s1):
         logits = student(input_ids=ids, attention_mask=mask,
                          position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits  # [B, W, V]
     torch.nn.functional.cross_entropy(logits[:, -1], torch.tensor([5, 6])).backward()
-    for name, module in (("emulator LM", emu.model), ("LSTM", emu.lstm), ("emulator MLPs", emu.mlps),
+    for name, module in (("emulator LM", lm), ("LSTM", emu.lstm), ("emulator MLPs", emu.mlps),
                          ("student", student), ("student MLPs", mlps)):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters()), name
     assert float(emulator_loss(z_hat.detach(), z_hat.detach())) == 0.0
-    out = implicit_generate(emu.eval(), student, mlps, ids, mask, s1, max_new_tokens=3, min_new_tokens=3,
+    out = implicit_generate(emu, lm.eval(), student, mlps, ids, mask, s1, max_new_tokens=3, min_new_tokens=3,
                             pad_token_id=tok.pad_token_id)
     assert out.shape == (2, ids.shape[1] + 3)
+
+
+def test_three_stages_on_the_loop_and_the_loader(tmp_path):
+    """Teacher -> student -> emulator -> coupled, each a folder; the coupled step moves both the
+    student and the emulator; `load_implicit` reassembles a model that answers with no CoT tokens."""
+    from mathforge.models.icot_kd import implicit_generate
+    from mathforge.train.loop import _Run, train
+    from mathforge.train.objectives.icot_kd_coupled import load_implicit
+
+    teacher = train(_kd_cfg(tmp_path, "sft"))
+    kd = {"teacher": str(teacher)}
+    student = train(_kd_cfg(tmp_path, "icot_kd_student", icot_kd=kd))
+    emulator = train(_kd_cfg(tmp_path, "icot_kd_emulator", icot_kd={**kd, "n_mix": 2}))
+    coupled_cfg = _kd_cfg(tmp_path, "icot_kd_coupled", icot_kd={**kd, "student": str(student),
+                                                                 "emulator": str(emulator)})
+    coupled_cfg.model.init = str(student)
+    run = _Run(coupled_cfg)
+    lm_before = [p.detach().clone() for p in run.aux["emulator_lm"].parameters()]
+    head_before = [p.detach().clone() for p in run.aux["emulator"].parameters()]
+    st_before = [p.detach().clone() for p in run.model.parameters()]
+    run.train_step()
+    for name, before, module in (("emulator LM", lm_before, run.aux["emulator_lm"]),
+                                 ("emulator head", head_before, run.aux["emulator"]),
+                                 ("student", st_before, run.model)):
+        assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True)), name
+    done = train(coupled_cfg)
+    parts = load_implicit(done)
+    tok = parts["tokenizer"]
+    r = render(make_example(23, 45, 2), tok)
+    ids = torch.tensor([r.input_ids[: r.prompt_len]])
+    out = implicit_generate(parts["emulator"], parts["emulator_lm"], parts["student"], parts["mlps"], ids,
+                            torch.ones_like(ids), torch.tensor([r.prompt_len - 1]), max_new_tokens=20,
+                            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    assert out.shape[1] > ids.shape[1]

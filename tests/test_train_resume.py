@@ -142,7 +142,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, template):
     resumed_from = latest.read_text()
     subprocess.run(_cmd(recipe, killed), cwd=REPO, env=_env(), check=True, capture_output=True, timeout=300)
     a, b = _final_state(full), _final_state(killed)
-    if template is not RECIPE:  # the auxiliary modules (probe; teacher and MLPs) are restored too
+    if template is not RECIPE:  # the trained auxiliary modules (probe; MLPs) are restored too
         a.update({f"aux.{k}": v for k, v in torch.load(full / "model" / "aux_modules.pt").items()})
         b.update({f"aux.{k}": v for k, v in torch.load(killed / "model" / "aux_modules.pt").items()})
     assert a.keys() == b.keys()

@@ -157,6 +157,8 @@ def _nn() -> Any:
 
 class Emulator(_nn().Module):
     """The thought emulator of §f.8: a causal LM read up to s1 that predicts the teacher states.
+    This module holds the emulator's extra parameters; the LM is passed to `forward`, so the loop
+    can optimise and save the LM as its model and this head as an auxiliary module.
 
     Before every block l, at position s1 of each example: c_l = H_l[s1]; m_l = W_mix[0] (K = 1) or
     softmax(c_l W_mix^T / tau) W_mix; z_hat_l = MLP_l([c_l; m_l]); an LSTM step on z_hat_l + ctx_prev
@@ -165,13 +167,12 @@ class Emulator(_nn().Module):
     token-supervised mixture of §f.8 is not implemented (`mixture="soft"` with K >= 1 only).
     """
 
-    def __init__(self, model: Any, n_mix: int = 1, tau: float = 0.05):
+    def __init__(self, hidden: int, n_layers: int, n_mix: int = 1, tau: float = 0.05):
         import torch
 
         super().__init__()
-        h = model.config.hidden_size
-        self.model, self.tau = model, tau
-        self.n_layers = len(decoder_layers(model))
+        h = hidden
+        self.tau, self.n_layers = tau, n_layers
         self.mlps = layer_mlps(h, self.n_layers, in_dim=2 * h)
         self.w_mix = torch.nn.Parameter(torch.randn(n_mix, h) * 0.02)  # [K, H]
         self.lstm = torch.nn.LSTMCell(h, h)
@@ -200,10 +201,10 @@ class Emulator(_nn().Module):
         run["ctx_prev"] = ctx
         return z_hat, self.out_proj(torch.cat([h, ctx], -1))
 
-    def forward(self, input_ids: Any, attention_mask: Any, s1: Any) -> Any:
+    def forward(self, model: Any, input_ids: Any, attention_mask: Any, s1: Any) -> Any:
         import torch
 
-        n, h = input_ids.shape[0], self.model.config.hidden_size
+        n, h = input_ids.shape[0], model.config.hidden_size
         zero = torch.zeros(n, h, device=input_ids.device)
         run = {"ctx_prev": zero, "state": (zero, zero), "keys": [], "z": []}
         handles = []
@@ -224,11 +225,14 @@ class Emulator(_nn().Module):
 
             return pre_hook
 
-        for layer, block in enumerate(decoder_layers(self.model)):
+        layers = decoder_layers(model)
+        if len(layers) != self.n_layers:
+            raise ValueError(f"emulator head built for {self.n_layers} blocks, the LM has {len(layers)}")
+        for layer, block in enumerate(layers):
             handles.append(block.register_forward_pre_hook(make_hook(layer), with_kwargs=True))
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # [B, T]; left padding as generate does
         try:
-            self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
+            model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
         finally:
             for handle in handles:
                 handle.remove()
@@ -240,15 +244,15 @@ def emulator_loss(z_hat: Any, z: Any) -> Any:
     return 0.5 * ((z_hat.float() - z.float()) ** 2).sum((1, 2)).mean()
 
 
-def implicit_generate(emulator: Emulator, student: Any, mlps: Any, input_ids: Any, attention_mask: Any,
-                      s1: Any, **generate_kwargs: Any) -> Any:
+def implicit_generate(emulator: Emulator, emulator_lm: Any, student: Any, mlps: Any, input_ids: Any,
+                      attention_mask: Any, s1: Any, **generate_kwargs: Any) -> Any:
     """§f.9 inference: z_hat from the emulator on the question, then the student decodes greedily with
     MLP_l(z_hat_l) substituted at s1 (prefill only when the KV cache is on). `input_ids` are the
     left-padded prompts through s1; `s1` is each prompt's last position (without padding)."""
     import torch
 
     with torch.no_grad():
-        z_hat = emulator(input_ids, attention_mask, s1)
+        z_hat = emulator(emulator_lm, input_ids, attention_mask, s1)
         with Substitution(student, apply_mlps(mlps, z_hat), s1):
             return student.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
                                     **generate_kwargs)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-OBJECTIVE_NAMES = ("sft", "mft", "difficulty", "icot_si", "icot_kd_student")
+OBJECTIVE_NAMES = ("sft", "mft", "difficulty", "icot_si", "icot_kd_student", "icot_kd_emulator", "icot_kd_coupled")
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
@@ -207,13 +207,21 @@ class IcotSIConfig:
 
 @dataclass
 class IcotKDConfig:
-    """ICoT-KD (Deng et al. 2023, methods.md §f.6-§f.7). `teacher`: HF folder of the explicit-CoT
-    teacher (trained with `sft` on the full layout, same tokenizer); `subset` and `stride` choose
-    the teacher positions of §f.6 (`stride` 0 = dynamic diagonal)."""
+    """ICoT-KD (Deng et al. 2023, methods.md §f.6-§f.9), one section for its three stages.
+    `teacher`: HF folder of the explicit-CoT teacher (stage 1 is `sft` on the full layout);
+    `subset` / `stride` choose the teacher positions of §f.6 (`stride` 0 = dynamic diagonal).
+    `n_mix` / `tau`: the emulator's soft mixture (K = 1 disables it, §f.8). The coupled stage
+    (`model.init` = the student stage's `model/`) reads `student` (that same folder, for its MLPs)
+    and `emulator` (the emulator stage's `model/`); `freeze_emulator` trains the student only."""
 
     teacher: str = ""
     subset: str = "diagonal"
     stride: int = 0
+    n_mix: int = 1
+    tau: float = 0.05
+    student: str = ""
+    emulator: str = ""
+    freeze_emulator: bool = False
 
     def __post_init__(self) -> None:
         from mathforge.models.icot_kd import SUBSETS
@@ -221,6 +229,8 @@ class IcotKDConfig:
         _check_choice("icot_kd.subset", self.subset, SUBSETS)
         if self.stride < 0:
             raise ValueError(f"icot_kd.stride must be >= 0, got {self.stride}")
+        if self.n_mix < 1 or not self.tau > 0:
+            raise ValueError("icot_kd.n_mix must be >= 1 and icot_kd.tau > 0")
 
 
 @dataclass

@@ -186,6 +186,10 @@ class _Run:
         aux_fn = getattr(self.objective, "aux_modules", None)
         aux = aux_fn(model, self.tok, cfg, self.state) if aux_fn else {}
         self.aux = torch.nn.ModuleDict(aux).to(self.acc.device) if aux else None
+        # Only modules with trainable parameters are saved: frozen ones (a teacher) are rebuilt by
+        # `aux_modules` from their source on resume, so checkpoints do not carry a copy of them.
+        trained = {k: m for k, m in aux.items() if any(p.requires_grad for p in m.parameters())}
+        self.aux_saved = torch.nn.ModuleDict(trained) if trained else None
         optimizer = _make_optimizer(model, cfg.optim, self.aux)
         from torch.optim.lr_scheduler import LambdaLR
 
@@ -202,7 +206,7 @@ class _Run:
         if folder is None:
             return
         state = load_checkpoint(folder, self.acc, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
-                                aux=self.aux)
+                                aux=self.aux_saved)
         if state.get("config_hash") != _config_hash(self.cfg):
             raise ValueError(f"{folder}: checkpoint was written by a different config; use a new out_dir "
                              "or set resume=false")
@@ -332,7 +336,7 @@ class _Run:
 
         meta = {"data_position": list(self.plan.position(self.step)), "config_hash": _config_hash(self.cfg)}
         save_checkpoint(self.out / "checkpoints", self.acc, step=self.step, model=self.model, optimizer=self.optimizer,
-                        scheduler=self.scheduler, meta=meta, keep=self.cfg.keep_checkpoints, aux=self.aux)
+                        scheduler=self.scheduler, meta=meta, keep=self.cfg.keep_checkpoints, aux=self.aux_saved)
 
     def save_final(self) -> Path:
         target = self.out / "model"
@@ -342,10 +346,10 @@ class _Run:
             model.save_pretrained(target)
             self.tok.save_pretrained(target)
             (target / "mathforge_config.json").write_text(json.dumps(self.cfg.to_dict(), indent=1))
-            if self.aux is not None:
+            if self.aux_saved is not None:
                 import torch
 
-                torch.save(self.aux.state_dict(), target / "aux_modules.pt")
+                torch.save(self.aux_saved.state_dict(), target / "aux_modules.pt")
         self.acc.wait_for_everyone()
         return target
 

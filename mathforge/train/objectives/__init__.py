@@ -17,7 +17,8 @@ Seams for methods that need more (implicit CoT, methods.md §f), each optional:
   handed back as `ctx.state` (e.g. steps per epoch, the longest CoT);
 - `aux_modules(model, tokenizer, cfg, state) -> dict[str, nn.Module]`: extra modules (a frozen
   teacher, a probe, an emulator) that the loop moves to the device, optimises (trainable
-  parameters), checkpoints, restores on resume and passes as `ctx.aux`;
+  parameters), checkpoints, restores on resume and passes as `ctx.aux` (modules without trainable
+  parameters are not saved: `aux_modules` rebuilds them from their source);
 - `transform(rows, ctx) -> rows`: a per-step rewrite of the rendered rows before collation (a
   curriculum such as CoT removal); the token count and batch shape follow the new lengths;
   `ctx.evaluating` is True when the loop transforms held-out rows for the validation loss;
@@ -41,10 +42,19 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from mathforge.train.objectives import difficulty, icot_kd_student, icot_si, mft, sft
+from mathforge.train.objectives import (
+    difficulty,
+    icot_kd_coupled,
+    icot_kd_emulator,
+    icot_kd_student,
+    icot_si,
+    mft,
+    sft,
+)
 
 OBJECTIVES: dict[str, ModuleType] = {"sft": sft, "mft": mft, "difficulty": difficulty, "icot_si": icot_si,
-                                     "icot_kd_student": icot_kd_student}
+                                     "icot_kd_student": icot_kd_student, "icot_kd_emulator": icot_kd_emulator,
+                                     "icot_kd_coupled": icot_kd_coupled}
 
 
 @dataclass
