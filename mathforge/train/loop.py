@@ -362,7 +362,7 @@ def _config_hash(cfg: RunConfig) -> str:
     for key in ("out_dir", "resume", "progress", "log_every", "checkpoint_every", "keep_checkpoints", "threads"):
         d.pop(key, None)
     d.pop("eval", None)
-    for section, objectives in (("icot_si", ("icot_si",)), ("icot_kd", ("icot_kd_student",))):
+    for section, objectives in (("icot_si", ("icot_si",)), ("icot_kd", ("icot_kd_student", "icot_kd_emulator", "icot_kd_coupled"))):
         if cfg.objective not in objectives:  # a method's section only counts for its own runs (older hashes hold)
             d.pop(section, None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
