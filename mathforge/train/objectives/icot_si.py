@@ -16,7 +16,10 @@ CoT, so no reset happens after that). Only fully internalised evaluations compet
 `best_model/`. The loss is plain completion SFT on the transformed rows, so with nothing removed
 this objective is SFT step for step. `finish` writes accuracy against CoT tokens removed
 (`si_accuracy_vs_removed.{json,png}`) from the run's metrics. `keep_position` of the original
-(position ids continue past removed tokens) is not implemented.
+(position ids continue past removed tokens) is not implemented. Use `data.packing = false`: padded
+micro-batches then shrink with the removal, while packed rows, planned for the full lengths, would
+only get emptier. Validation runs every `eval.every` steps (set it to the removal interval for
+one validation per stage).
 
 Loss terms (named, each with its own normaliser): `ce`, the completion cross-entropy over target
 tokens; with `running_sum_weight` > 0 also `rsum`, the running-sum probe of Bai et al. 2025
