@@ -1,7 +1,9 @@
 """A run killed with SIGKILL mid-run and resumed ends with the weights of an uninterrupted run.
 
 Runs the real CLI (`python -m mathforge train`) in subprocesses, with the Masked Thought objective
-so the per-step noise has to be redrawn identically after the resume too.
+so the per-step noise has to be redrawn identically after the resume too, and with stepwise
+internalization (CoT removal with random offsets, optimizer resets at stage changes, a running-sum
+probe as an auxiliary module with its own loss term) so every objective seam is resumed too.
 """
 
 from __future__ import annotations
@@ -51,6 +53,49 @@ n_problems = 0
 """
 
 
+SI_RECIPE = """
+objective = "icot_si"
+seed = 2
+threads = 1
+progress = false
+log_every = 1
+checkpoint_every = 4
+keep_checkpoints = 2
+[data]
+task = "multiplication"
+task_args = {{ k = 2 }}
+n_train = 300
+n_eval = 0
+seq_len = 64
+tokenizer = "char_spaced"
+packing = false
+[model]
+preset = "nano"
+overrides = {{ hidden_size = 32, intermediate_size = 64, num_hidden_layers = 2, num_attention_heads = 2, num_key_value_heads = 2 }}
+[optim]
+micro_batch_size = 2
+grad_accum = 2
+max_steps = {steps}
+lr = 3e-3
+schedule = "constant"
+[icot_si]
+remove_every_steps = 3
+pretrain_steps = 2
+smoothing_lambda = 1.0
+running_sum_weight = 1.0
+[eval]
+n_problems = 0
+"""
+
+
+KD_RECIPE = SI_RECIPE.replace('objective = "icot_si"', 'objective = "icot_kd_student"').split("[icot_si]")[0] + """
+[icot_kd]
+teacher = "{teacher}"
+[eval]
+n_problems = 0
+"""
+
+
 def _cmd(recipe: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "mathforge", "train", str(recipe), "--out", str(out)]
 
@@ -65,10 +110,18 @@ def _final_state(out: Path) -> dict:
     return load_file(str(out / "model" / "model.safetensors"))
 
 
-def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
-    steps = 40
+@pytest.mark.parametrize(("template", "steps"), [(RECIPE, 40), (SI_RECIPE, 120), (KD_RECIPE, 120)],
+                         ids=["mft", "icot_si", "icot_kd_student"])
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, template, steps):
+    # SI/KD steps are shorter (2-digit products): more of them, so the kill lands mid-run on a fast machine
     recipe = tmp_path / "r.toml"
-    recipe.write_text(RECIPE.format(steps=steps))
+    teacher = ""
+    if template is KD_RECIPE:  # a small explicit-CoT teacher first (the frozen auxiliary module)
+        (tmp_path / "t.toml").write_text(SI_RECIPE.replace('"icot_si"', '"sft"').format(steps=6))
+        subprocess.run(_cmd(tmp_path / "t.toml", tmp_path / "teacher"), cwd=REPO, env=_env(), check=True,
+                       capture_output=True, timeout=300)
+        teacher = str(tmp_path / "teacher" / "model")
+    recipe.write_text(template.format(steps=steps, teacher=teacher))
     full = tmp_path / "full"
     subprocess.run(_cmd(recipe, full), cwd=REPO, env=_env(), check=True, capture_output=True, timeout=300)
 
@@ -79,7 +132,16 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     deadline = time.time() + 240
     while not latest.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    time.sleep(0.3)  # let it run on past the checkpoint, so the resume must discard work
+    metrics = killed / "metrics.jsonl"
+    first = int((latest.read_text().strip() or "step_0").split("_")[-1]) if latest.exists() else 0
+    while proc.poll() is None and time.time() < deadline:  # run on past the checkpoint, so the resume
+        rows_now = metrics.read_text().splitlines() if metrics.exists() else []  # must discard work
+        try:
+            if rows_now and json.loads(rows_now[-1])["step"] >= first + 2:
+                break
+        except json.JSONDecodeError:  # a line caught half written
+            pass
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert latest.exists(), "no checkpoint was written before the kill"
@@ -90,6 +152,9 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     resumed_from = latest.read_text()
     subprocess.run(_cmd(recipe, killed), cwd=REPO, env=_env(), check=True, capture_output=True, timeout=300)
     a, b = _final_state(full), _final_state(killed)
+    if template is not RECIPE:  # the trained auxiliary modules (probe; MLPs) are restored too
+        a.update({f"aux.{k}": v for k, v in torch.load(full / "model" / "aux_modules.pt").items()})
+        b.update({f"aux.{k}": v for k, v in torch.load(killed / "model" / "aux_modules.pt").items()})
     assert a.keys() == b.keys()
     for key in a:
         diff = float((a[key] - b[key]).abs().max())
@@ -103,4 +168,9 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     ref = [json.loads(x) for x in (full / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [r["step"] for r in ref] == list(range(1, steps + 1))
     assert [r["loss"] for r in rows] == pytest.approx([r["loss"] for r in ref], rel=1e-5)
-    assert any(r.get("mask_ratio", 0) > 0 for r in rows)
+    if template is RECIPE:
+        assert any(r.get("mask_ratio", 0) > 0 for r in rows)
+    elif template is SI_RECIPE:
+        assert [r["optimizer_reset"] for r in rows] == [r["optimizer_reset"] for r in ref]
+        assert sum(r["optimizer_reset"] for r in rows) >= 3 and rows[-1]["stage"] > 3
+        assert [r["loss_rsum"] for r in rows] == pytest.approx([r["loss_rsum"] for r in ref], rel=1e-5)

@@ -142,6 +142,16 @@ def packing_stats(lengths: Sequence[int], rows: Sequence[Sequence[int]], seq_len
     }
 
 
+SEGMENTS = {"prompt": 1, "cot": 2, "answer": 3}  # values of a batch's `segments` tensor; 0 = padding
+
+
+def _fill_segments(segments: Any, r: int, start: int, ex: Rendered) -> None:
+    """Write `ex`'s span ids into row `r` of `segments` [B,T] from column `start` on."""
+    for name, code in SEGMENTS.items():
+        a, b = ex.spans[name]
+        segments[r, start + a : start + b] = code
+
+
 def collate_packed(rows: Sequence[Sequence[Rendered]], seq_len: int, pad_id: int = 0, *,
                    mask: str = "bool", mask_dtype: Any = None) -> dict[str, Any]:
     """Tensors for a micro-batch of packed rows (layout §c.4, mask §c.5).
@@ -149,11 +159,14 @@ def collate_packed(rows: Sequence[Sequence[Rendered]], seq_len: int, pad_id: int
     Returns `input_ids`, `labels`, `position_ids`, `seq_ids` (example index within the row,
     -1 on padding), `weights` (all [B,T]) and `attention_mask` [B,1,T,T]: boolean (True = may
     attend, for SDPA) or, with `mask="additive"`, 0 / dtype-min in `mask_dtype` (for eager).
-    An empty row is all padding.
+    An empty row is all padding. When every example carries spans, `segments` [B,T] marks each
+    token prompt / cot / answer (`SEGMENTS`; 0 on padding).
     """
     import torch
 
     b = len(rows)
+    with_spans = all(ex.spans for row in rows for ex in row)
+    segments = torch.zeros((b, seq_len), dtype=torch.long)  # [B,T]
     input_ids = torch.full((b, seq_len), pad_id, dtype=torch.long)  # [B,T]
     labels = torch.full((b, seq_len), IGNORE_INDEX, dtype=torch.long)  # [B,T]
     position_ids = torch.zeros((b, seq_len), dtype=torch.long)  # [B,T]
@@ -173,10 +186,12 @@ def collate_packed(rows: Sequence[Sequence[Rendered]], seq_len: int, pad_id: int
             weights[r, start:end] = torch.tensor(ex.weights, dtype=torch.float32)
             position_ids[r, start:end] = torch.arange(n)
             seq_ids[r, start:end] = k
+            if with_spans:
+                _fill_segments(segments, r, start, ex)
             start = end
         position_ids[r, start:] = torch.arange(seq_len - start)  # pads form their own "sequence"
     weights = weights * (labels != IGNORE_INDEX)  # weights live only on targets
-    return {
+    out = {
         "input_ids": input_ids,
         "labels": labels,
         "position_ids": position_ids,
@@ -184,6 +199,9 @@ def collate_packed(rows: Sequence[Sequence[Rendered]], seq_len: int, pad_id: int
         "weights": weights,
         "attention_mask": block_causal_mask(seq_ids, mask=mask, dtype=mask_dtype),
     }
+    if with_spans:
+        out["segments"] = segments
+    return out
 
 
 def block_causal_mask(seq_ids, *, mask: str = "bool", dtype: Any = None):
@@ -218,6 +236,7 @@ def collate_padded(rendered: Sequence[Rendered], pad_id: int = 0, *, seq_len: in
 
     if not rendered:
         raise ValueError("collate_padded: empty batch")
+    with_spans = all(ex.spans for ex in rendered)
     longest = max(len(x) for x in rendered)
     t = longest if seq_len is None else seq_len
     if longest > t:
@@ -228,6 +247,7 @@ def collate_padded(rendered: Sequence[Rendered], pad_id: int = 0, *, seq_len: in
     weights = torch.zeros((b, t), dtype=torch.float32)  # [B,T]
     attention_mask = torch.zeros((b, t), dtype=torch.long)  # [B,T]
     seq_ids = torch.full((b, t), -1, dtype=torch.long)  # [B,T]
+    segments = torch.zeros((b, t), dtype=torch.long)  # [B,T]
     for r, ex in enumerate(rendered):
         n = len(ex)
         input_ids[r, :n] = torch.tensor(ex.input_ids, dtype=torch.long)
@@ -235,9 +255,11 @@ def collate_padded(rendered: Sequence[Rendered], pad_id: int = 0, *, seq_len: in
         weights[r, :n] = torch.tensor(ex.weights, dtype=torch.float32)
         attention_mask[r, :n] = 1
         seq_ids[r, :n] = 0
+        if with_spans:
+            _fill_segments(segments, r, 0, ex)
     weights = weights * (labels != IGNORE_INDEX)
     position_ids = torch.arange(t).expand(b, t).clone()  # [B,T]
-    return {
+    out = {
         "input_ids": input_ids,
         "labels": labels,
         "position_ids": position_ids,
@@ -245,6 +267,9 @@ def collate_padded(rendered: Sequence[Rendered], pad_id: int = 0, *, seq_len: in
         "weights": weights,
         "attention_mask": attention_mask,
     }
+    if with_spans:
+        out["segments"] = segments
+    return out
 
 
 def model_inputs(batch: dict[str, Any], attn_implementation: str, *, dtype: Any = None) -> dict[str, Any]:

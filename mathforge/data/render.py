@@ -12,6 +12,16 @@ and concatenated, so a tokenizer that would merge characters across the boundary
 (the pitfall of tokenising `prompt+response` and measuring the prompt's length). BOS is skipped
 for tokenizers that have none. `show_rendered` prints a rendered example with its trained spans
 marked `[[...]]`, so anyone can see what the model is trained on.
+
+Spans: every Rendered carries `spans`, token ranges `[start, end)` of `prompt` (BOS included),
+`cot` and `answer`. A response in the implicit-CoT layout `cot #### answer` (methods.md §f.2)
+splits at its `####`: `cot` holds the tokens that end at or before the stripped CoT text (empty
+when the CoT is), `answer` the rest (`####`, answer, EOS). Without `####` the whole response is
+`cot` except the final EOS, which alone is `answer`. Token boundaries come from the tokenizer's
+offsets, so a token that straddles the boundary counts as answer. `cot_len` is the CoT's token
+count; `separators()` gives the §f.4 positions: s1, the last prompt token (the end of the `||`
+that closes the question, where the original has its first EOS), and s2, the first token after
+the CoT (the start of `####`, where the original has its second EOS; s1 + 1 for an empty CoT).
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ class Rendered:
     weights: list[float]
     prompt_len: int  # tokens before the response, BOS included
     meta: dict[str, Any] = field(default_factory=dict)
+    spans: dict[str, tuple[int, int]] | None = None  # prompt / cot / answer token ranges [start, end)
 
     def __post_init__(self) -> None:
         n = len(self.input_ids)
@@ -50,6 +61,20 @@ class Rendered:
     def n_targets(self) -> int:
         return sum(1 for lab in self.labels if lab != IGNORE_INDEX)
 
+    @property
+    def cot_len(self) -> int:
+        start, end = self._span("cot")
+        return end - start
+
+    def _span(self, name: str) -> tuple[int, int]:
+        if not self.spans or name not in self.spans:
+            raise ValueError(f"rendered example {self.meta.get('id', self.meta.get('index'))!s} has no {name!r} span")
+        return self.spans[name]
+
+    def separators(self) -> tuple[int, int]:
+        """(s1, s2): index of the last prompt token and of the first token after the CoT."""
+        return self._span("prompt")[1] - 1, self._span("cot")[1]
+
 
 def _name(example: Example, index: int | None) -> str:
     parts = []
@@ -62,6 +87,19 @@ def _name(example: Example, index: int | None) -> str:
 
 def _encode(tokenizer, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+
+def _cot_token_count(tokenizer, response: str, n_ids: int) -> int:
+    """Tokens of `response` that belong to its CoT (see the module docstring)."""
+    from mathforge.data.tasks import ANSWER_MARK
+
+    if ANSWER_MARK not in response:
+        return n_ids
+    cot_end = len(response.split(ANSWER_MARK, 1)[0].rstrip())
+    if cot_end == 0:
+        return 0
+    enc = tokenizer(response, add_special_tokens=False, return_offsets_mapping=True)
+    return sum(1 for _, end in enc["offset_mapping"] if end <= cot_end)
 
 
 def render(example: Example, tokenizer, *, max_len: int | None = None, overlong: str = "error",
@@ -83,6 +121,7 @@ def render(example: Example, tokenizer, *, max_len: int | None = None, overlong:
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     prompt_ids = bos + _encode(tokenizer, example.prompt)
     response_ids = _encode(tokenizer, example.response) + [tokenizer.eos_token_id]
+    n_cot = _cot_token_count(tokenizer, example.response, len(response_ids) - 1)
     input_ids = prompt_ids + response_ids
     labels = [IGNORE_INDEX] * len(prompt_ids) + response_ids
     weights = [0.0] * len(prompt_ids) + [float(example.weight)] * len(response_ids)
@@ -91,7 +130,10 @@ def render(example: Example, tokenizer, *, max_len: int | None = None, overlong:
             raise ValueError(f"{_name(example, index)} has {len(input_ids)} tokens, more than max_len={max_len}")
         input_ids, labels, weights = input_ids[:max_len], labels[:max_len], weights[:max_len]
     meta = {"index": index, **({"id": example.meta["id"]} if "id" in example.meta else {})}
-    return Rendered(input_ids, labels, weights, min(len(prompt_ids), len(input_ids)), meta)
+    n, p = len(input_ids), min(len(prompt_ids), len(input_ids))
+    c = min(p + n_cot, n)
+    spans = {"prompt": (0, p), "cot": (p, c), "answer": (c, n)}
+    return Rendered(input_ids, labels, weights, p, meta, spans)
 
 
 def render_all(examples: Sequence[Example], tokenizer, *, max_len: int | None = None,

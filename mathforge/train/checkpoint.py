@@ -42,8 +42,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(root: Path, accelerator: Any, *, step: int, model: Any, optimizer: Any, scheduler: Any,
-                    meta: dict[str, Any], keep: int = 2) -> Path:
-    """Collective: every process calls it (each writes its RNG state); returns the folder."""
+                    meta: dict[str, Any], keep: int = 2, aux: Any = None) -> Path:
+    """Collective: every process calls it (each writes its RNG state); returns the folder.
+    `aux` (the objective's auxiliary modules, if any) is saved as `aux.pt`."""
     import torch
 
     root = Path(root)
@@ -58,6 +59,8 @@ def save_checkpoint(root: Path, accelerator: Any, *, step: int, model: Any, opti
         torch.save(accelerator.unwrap_model(model).state_dict(), tmp / "model.pt")
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        if aux is not None:
+            torch.save(aux.state_dict(), tmp / "aux.pt")
         (tmp / "state.json").write_text(json.dumps({"step": step, **meta}, indent=1))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -91,8 +94,9 @@ def latest_checkpoint(root: Path) -> Path | None:
     return folder
 
 
-def load_checkpoint(folder: Path, accelerator: Any, *, model: Any, optimizer: Any, scheduler: Any) -> dict:
-    """Restore model, optimizer, scheduler and this process's RNG; returns state.json."""
+def load_checkpoint(folder: Path, accelerator: Any, *, model: Any, optimizer: Any, scheduler: Any,
+                    aux: Any = None) -> dict:
+    """Restore model, optimizer, scheduler, auxiliary modules and this process's RNG; returns state.json."""
     import torch
 
     folder = Path(folder)
@@ -100,6 +104,10 @@ def load_checkpoint(folder: Path, accelerator: Any, *, model: Any, optimizer: An
     accelerator.unwrap_model(model).load_state_dict(torch.load(folder / "model.pt", map_location="cpu"))
     optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location="cpu"))
     scheduler.load_state_dict(torch.load(folder / "scheduler.pt", map_location="cpu"))
+    if aux is not None:
+        if not (folder / "aux.pt").is_file():
+            raise FileNotFoundError(f"{folder / 'aux.pt'}: missing, but the objective has auxiliary modules")
+        aux.load_state_dict(torch.load(folder / "aux.pt", map_location="cpu"))
     rng_file = folder / f"rng_rank{accelerator.process_index}.pt"
     if not rng_file.is_file():
         raise FileNotFoundError(f"{rng_file}: missing (was the run saved with a different process count?)")

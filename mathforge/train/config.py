@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-OBJECTIVE_NAMES = ("sft", "mft", "difficulty", "value_ctl", "value_bce")
+OBJECTIVE_NAMES = ("sft", "mft", "difficulty", "value_ctl", "value_bce", "icot_si", "icot_kd_student",
+                   "icot_kd_emulator", "icot_kd_coupled")
 VALUE_OBJECTIVES = ("value_ctl", "value_bce")
 
 
@@ -165,6 +166,76 @@ class DifficultyConfig:
 
 
 @dataclass
+class IcotSIConfig:
+    """Stepwise internalization (Deng et al. 2024, methods.md §f.10): the first `scheduled + o`
+    CoT tokens of every training example are removed, `o` drawn with P(o) = (1 - e^-l) e^(-l o)
+    (l = `smoothing_lambda`; `inf` turns the smoothing off). `scheduled` is 0 for the first
+    `pretrain_epochs` epochs (or `pretrain_steps` optimizer steps; set one of the two), then starts at
+    `remove_start_from` and grows by 1 every round(steps_per_epoch / `remove_per_epoch`) steps (or
+    every `remove_every_steps`, for short runs). From `scheduled >= remove_all_when_remove_beyond`
+    (-1: never) the whole CoT goes. `reset_optimizer` clears AdamW's moments at every increase
+    until the CoT is fully removed. `running_sum_weight` > 0 adds the running-sum probe loss of
+    Bai et al. 2025 (multiplication only; `mathforge.train.objectives.running_sum`) on
+    `hidden_states[running_sum_layer]` (-1: the middle layer)."""
+
+    remove_per_epoch: float = 8.0
+    remove_every_steps: int = 0
+    remove_start_from: int = 0
+    pretrain_epochs: float = 0.0
+    pretrain_steps: int = 0
+    remove_all_when_remove_beyond: int = -1
+    smoothing_lambda: float = 4.0
+    reset_optimizer: bool = True
+    running_sum_weight: float = 0.0
+    running_sum_layer: int = -1
+
+    def __post_init__(self) -> None:
+        if self.remove_per_epoch <= 0:
+            raise ValueError(f"icot_si.remove_per_epoch must be > 0, got {self.remove_per_epoch}")
+        for name in ("remove_every_steps", "remove_start_from", "pretrain_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"icot_si.{name} must be >= 0, got {getattr(self, name)}")
+        if self.pretrain_epochs < 0:
+            raise ValueError(f"icot_si.pretrain_epochs must be >= 0, got {self.pretrain_epochs}")
+        if self.pretrain_epochs > 0 and self.pretrain_steps > 0:
+            raise ValueError("icot_si: set pretrain_epochs or pretrain_steps, not both")
+        if self.remove_all_when_remove_beyond < -1:
+            raise ValueError("icot_si.remove_all_when_remove_beyond must be -1 (never) or >= 0")
+        if self.running_sum_weight < 0 or self.running_sum_layer < -1:
+            raise ValueError("icot_si.running_sum_weight must be >= 0 and running_sum_layer >= -1")
+        if not self.smoothing_lambda > 0:  # also rejects nan
+            raise ValueError(f"icot_si.smoothing_lambda must be > 0 (inf: no smoothing), got {self.smoothing_lambda}")
+
+
+@dataclass
+class IcotKDConfig:
+    """ICoT-KD (Deng et al. 2023, methods.md §f.6-§f.9), one section for its three stages.
+    `teacher`: HF folder of the explicit-CoT teacher (stage 1 is `sft` on the full layout);
+    `subset` / `stride` choose the teacher positions of §f.6 (`stride` 0 = dynamic diagonal).
+    `n_mix` / `tau`: the emulator's soft mixture (K = 1 disables it, §f.8). The coupled stage
+    (`model.init` = the student stage's `model/`) reads `student` (that same folder, for its MLPs)
+    and `emulator` (the emulator stage's `model/`); `freeze_emulator` trains the student only."""
+
+    teacher: str = ""
+    subset: str = "diagonal"
+    stride: int = 0
+    n_mix: int = 1
+    tau: float = 0.05
+    student: str = ""
+    emulator: str = ""
+    freeze_emulator: bool = False
+
+    def __post_init__(self) -> None:
+        from mathforge.models.icot_kd import SUBSETS
+
+        _check_choice("icot_kd.subset", self.subset, SUBSETS)
+        if self.stride < 0:
+            raise ValueError(f"icot_kd.stride must be >= 0, got {self.stride}")
+        if self.n_mix < 1 or not self.tau > 0:
+            raise ValueError("icot_kd.n_mix must be >= 1 and icot_kd.tau > 0")
+
+
+@dataclass
 class EvalConfig:
     """Held-out evaluation: token loss and greedy exact-match accuracy every `every` steps (0: only
     at the end)."""
@@ -223,6 +294,8 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     mft: MFTConfig = field(default_factory=MFTConfig)
     difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
+    icot_si: IcotSIConfig = field(default_factory=IcotSIConfig)
+    icot_kd: IcotKDConfig = field(default_factory=IcotKDConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     value: ValueConfig = field(default_factory=ValueConfig)
 
@@ -344,6 +417,8 @@ __all__ = [
     "DataConfig",
     "DifficultyConfig",
     "EvalConfig",
+    "IcotKDConfig",
+    "IcotSIConfig",
     "MFTConfig",
     "ModelConfig",
     "OptimConfig",

@@ -11,7 +11,10 @@ n_tokens, metrics)`; the loop owns the maths that is easy to get wrong, in one p
 - DDP (`accelerate launch` / torchrun, gloo on CPU): every process takes its own slice of the
   same global batch; DDP averages gradients, so the scale is `processes / total_tokens`;
 - exact resume: data order is a function of (seed, step) (`BatchPlan`), MFT masks are seeded per
-  (step, micro-batch, rank), and checkpoints hold model, optimizer, scheduler and RNG states.
+  (step, micro-batch, rank), and checkpoints hold model, optimizer, scheduler and RNG states;
+- the objective seams of `mathforge.train.objectives` (auxiliary modules, a per-step row
+  transform, stage hooks with optimizer reset, named loss terms, best-checkpoint selection) are
+  run here and nowhere else, and resume stays exact through all of them.
 """
 
 from __future__ import annotations
@@ -27,13 +30,21 @@ from mathforge.train.config import RunConfig
 
 
 def accumulate_gradients(model: Any, micro_batches: Sequence[dict[str, Any]], loss_fn: Callable,
-                         make_ctx: Callable[[int], Any], accelerator: Any) -> tuple[float, float, dict]:
+                         make_ctx: Callable[[int], Any], accelerator: Any,
+                         counts_fn: Callable | None = None, params: Sequence[Any] | None = None,
+                         ) -> tuple[float, float, dict]:
     """Forward/backward all micro-batches of one optimizer step and leave gradients equal to
     d(sum of weighted token losses over the global batch)/d(theta) / (global weighted token count).
 
-    Returns (global token-mean loss, global token count, metrics of the last micro-batch).
+    With `counts_fn` (an objective of named terms) each term is divided by its own global count
+    instead (see `_accumulate_terms`). `params` (default: the model's) are the tensors whose
+    gradients are scaled. Returns (global loss, global count of the first term, metrics of the
+    last micro-batch).
     """
     import torch
+
+    if counts_fn is not None:
+        return _accumulate_terms(model, micro_batches, loss_fn, make_ctx, accelerator, counts_fn)
 
     loss_local = torch.zeros((), dtype=torch.float64, device=accelerator.device)
     tokens_local = torch.zeros((), dtype=torch.float64, device=accelerator.device)
@@ -52,17 +63,58 @@ def accumulate_gradients(model: Any, micro_batches: Sequence[dict[str, Any]], lo
     total_loss, total_tokens = float(totals[0]), float(totals[1])
     # DDP already divided the summed gradients by the process count; undo that and divide by tokens.
     scale = accelerator.num_processes / max(total_tokens, 1e-12)
-    for p in model.parameters():
+    for p in (model.parameters() if params is None else params):
         if p.grad is not None:
             p.grad.mul_(scale)
     return total_loss / max(total_tokens, 1e-12), total_tokens, metrics
 
 
-def _make_optimizer(model: Any, optim: Any) -> Any:
-    """AdamW; no weight decay on vectors (norm gains, biases), as is usual for transformers."""
+def _accumulate_terms(model: Any, micro_batches: Sequence[dict[str, Any]], loss_fn: Callable,
+                      make_ctx: Callable[[int], Any], accelerator: Any, counts_fn: Callable) -> tuple[float, float, dict]:
+    """Named loss terms, each normalised by its own global count: the counts of every term are
+    summed over the step's micro-batches and all processes *before* any forward (they depend on
+    the batch only), then each micro-batch back-propagates `sum_name term_sum / count_name`
+    (times the process count, which DDP's gradient averaging divides out again)."""
+    import torch
+
+    local = [counts_fn(batch, make_ctx(k)) for k, batch in enumerate(micro_batches)]
+    names = list(local[0])
+    counts = torch.tensor([[float(c[n]) for n in names] for c in local], dtype=torch.float64,
+                          device=accelerator.device).sum(0)  # [terms]
+    counts = accelerator.reduce(counts, reduction="sum")
+    norms = {n: max(float(c), 1e-12) for n, c in zip(names, counts, strict=True)}
+    sums = torch.zeros(len(names), dtype=torch.float64, device=accelerator.device)  # [terms]
+    metrics: dict = {}
+    for k, batch in enumerate(micro_batches):
+        last = k == len(micro_batches) - 1
+        sync = contextlib.nullcontext() if last else accelerator.no_sync(model)
+        ctx = make_ctx(k)
+        ctx.norms = norms
+        with sync:
+            with accelerator.autocast():
+                terms, metrics = loss_fn(model, batch, ctx)
+            unknown = sorted(set(terms) - set(names))
+            if unknown:
+                raise KeyError(f"objective returned loss term(s) {unknown} that its counts() did not name")
+            total = sum(terms[n] / norms[n] for n in terms)
+            accelerator.backward(total * accelerator.num_processes)
+        for i, n in enumerate(names):
+            if n in terms:
+                sums[i] += terms[n].detach().double()
+    sums = accelerator.reduce(sums, reduction="sum")
+    means = {n: float(sums[i]) / norms[n] for i, n in enumerate(names)}
+    metrics = {**metrics, **{f"loss_{n}": v for n, v in means.items()}}
+    return sum(means.values()), float(counts[0]), metrics
+
+
+def _make_optimizer(model: Any, optim: Any, aux: Any = None) -> Any:
+    """AdamW; no weight decay on vectors (norm gains, biases), as is usual for transformers.
+    Trainable parameters of the objective's auxiliary modules (`aux`) join the same groups."""
     import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
+    if aux is not None:
+        params += [p for p in aux.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -87,6 +139,11 @@ def _build_model(cfg: RunConfig, tokenizer: Any, objective: Any = None) -> Any:
 
 
 def _load_tokenizer(cfg: RunConfig) -> Any:
+    from mathforge.train.objectives import get_objective
+
+    hook = getattr(get_objective(cfg.objective), "tokenizer", None)
+    if hook is not None:  # e.g. a distillation student must share its teacher's ids
+        return hook(cfg)
     if not cfg.model.init:
         return None
     from transformers import AutoTokenizer
@@ -123,11 +180,20 @@ class _Run:
         self.plan = BatchPlan([len(r) for r in self.data.train], seq_len=cfg.data.seq_len,
                               packing=cfg.data.packing, rows_per_step=rows_per_step, seed=cfg.seed,
                               epochs=epochs, max_steps=cfg.optim.max_steps)
+        setup = getattr(self.objective, "setup", None)
+        self.state = setup(self.data, self.plan, cfg) if setup else None
         model = _build_model(cfg, self.tok, self.objective)
         self.vocab_base = len(self.tok)  # MFT random noise: the vocabulary before any added token (§a.2)
         if hasattr(self.objective, "prepare"):
             self.objective.prepare(model, self.tok, cfg)  # e.g. the <mask> row = mean embedding
-        optimizer = _make_optimizer(model, cfg.optim)
+        aux_fn = getattr(self.objective, "aux_modules", None)
+        aux = aux_fn(model, self.tok, cfg, self.state) if aux_fn else {}
+        self.aux = torch.nn.ModuleDict(aux).to(self.acc.device) if aux else None
+        # Only modules with trainable parameters are saved: frozen ones (a teacher) are rebuilt by
+        # `aux_modules` from their source on resume, so checkpoints do not carry a copy of them.
+        trained = {k: m for k, m in aux.items() if any(p.requires_grad for p in m.parameters())}
+        self.aux_saved = torch.nn.ModuleDict(trained) if trained else None
+        optimizer = _make_optimizer(model, cfg.optim, self.aux)
         from torch.optim.lr_scheduler import LambdaLR
 
         from mathforge.train.schedule import lr_lambda
@@ -142,7 +208,8 @@ class _Run:
         folder = latest_checkpoint(self.out / "checkpoints") if self.cfg.resume else None
         if folder is None:
             return
-        state = load_checkpoint(folder, self.acc, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler)
+        state = load_checkpoint(folder, self.acc, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
+                                aux=self.aux_saved)
         if state.get("config_hash") != _config_hash(self.cfg):
             raise ValueError(f"{folder}: checkpoint was written by a different config; use a new out_dir "
                              "or set resume=false")
@@ -157,10 +224,13 @@ class _Run:
         cfg, rank = self.cfg, self.acc.process_index
         per_rank = cfg.optim.micro_batch_size * cfg.optim.grad_accum
         rows = self.plan.global_rows(step)[rank * per_rank : (rank + 1) * per_rank]
+        transform = getattr(self.objective, "transform", None)
         out, tokens = [], 0
         for k in range(cfg.optim.grad_accum):
             chunk = [[self.data.train[i] for i in row] for row in rows[k * cfg.optim.micro_batch_size :][
                 : cfg.optim.micro_batch_size]]
+            if transform is not None:  # e.g. CoT removal: rows only get shorter, so they still fit
+                chunk = transform(chunk, self.context(step, k))
             tokens += sum(len(r) for row in chunk for r in row)
             if hasattr(self.objective, "collate"):  # whole problems (value objectives)
                 batch = self.objective.collate([row[0] for row in chunk], self.tok.pad_token_id)
@@ -178,17 +248,43 @@ class _Run:
         return StepContext(cfg=self.cfg, step=step, total_steps=self.plan.total_steps, micro_index=k,
                            micro_per_step=self.cfg.optim.grad_accum, rank=self.acc.process_index,
                            seed=self.cfg.seed, pad_id=tok.pad_token_id, mask_id=tok.mask_token_id,
-                           vocab_base=self.vocab_base, special_ids=tuple(tok.all_special_ids))
+                           vocab_base=self.vocab_base, special_ids=tuple(tok.all_special_ids),
+                           state=self.state, aux=self.aux)
+
+    def _params(self) -> list[Any]:
+        params = list(self.model.parameters())
+        return params + list(self.aux.parameters()) if self.aux is not None else params
+
+    def _sync_aux_grads(self) -> None:
+        """Average the auxiliary modules' gradients over processes (DDP syncs only the model)."""
+        if self.aux is None or self.acc.num_processes == 1:
+            return
+        for p in self.aux.parameters():
+            if p.grad is not None:
+                p.grad.copy_(self.acc.reduce(p.grad, reduction="mean"))
+
+    def maybe_reset_optimizer(self) -> bool:
+        """Stage hook: clear the optimizer's moments before the first step of a new stage."""
+        stage = getattr(self.objective, "stage", None)
+        if stage is None or self.step == 0 or stage(self.step, self.state) == stage(self.step - 1, self.state):
+            return False
+        if not self.objective.resets_optimizer(self.cfg):
+            return False
+        self.optimizer.state.clear()  # a fresh AdamW: moments and step counts rebuilt lazily
+        return True
 
     def train_step(self) -> dict[str, Any]:
+        reset = self.maybe_reset_optimizer()
         batches, tokens = self.micro_batches(self.step)
         step = self.step
         pre = {}
         if hasattr(self.objective, "prepare_step"):  # a no-gradient pass over the whole step (CTL pass 1)
             pre = self.objective.prepare_step(self.model, batches, self.context(step, 0))
         loss, n_tok, metrics = accumulate_gradients(self.model, batches, self.objective.loss,
-                                                    lambda k: self.context(step, k), self.acc)
-        grad_norm = self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+                                                    lambda k: self.context(step, k), self.acc,
+                                                    getattr(self.objective, "counts", None), self._params())
+        self._sync_aux_grads()
+        grad_norm = self.acc.clip_grad_norm_(self._params(), self.cfg.optim.grad_clip)
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
@@ -196,6 +292,8 @@ class _Run:
         self.step += 1
         # every scalar an objective reports is logged (from pass 1 and from the last micro-batch)
         extra = {k: v for k, v in {**metrics, **pre}.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        if getattr(self.objective, "stage", None) is not None:
+            extra.update(stage=self.objective.stage(step, self.state), optimizer_reset=reset)
         if self.acc.num_processes > 1:
             import torch
 
@@ -213,8 +311,12 @@ class _Run:
             return {f"eval_{k}" if not k.startswith("eval") else k: v
                     for k, v in self.objective.evaluate(model, self.data, self.cfg).items()}
         ev = self.cfg.eval
-        out = {"eval_loss": eval_loss(model, self.data.eval, seq_len=self.cfg.data.seq_len,
-                                      pad_id=self.tok.pad_token_id)}
+        held = self.data.eval
+        if (transform := getattr(self.objective, "transform", None)) is not None:  # scheduled, no noise
+            ctx = self.context(max(self.step - 1, 0), 0)
+            ctx.evaluating = True
+            held = [r for row in transform([[r] for r in held], ctx) for r in row]
+        out = {"eval_loss": eval_loss(model, held, seq_len=self.cfg.data.seq_len, pad_id=self.tok.pad_token_id)}
         if ev.n_problems:
             res = exact_match(model, self.tok, self.data.eval_examples[: ev.n_problems],
                               max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size,
@@ -223,15 +325,30 @@ class _Run:
                        eval_n=res["n"])
             if final:
                 _write_jsonl(self.out / "eval_samples.jsonl", res["samples"])
+            self.track_best(model, res["accuracy"])
         model.train()
         return out
+
+    def track_best(self, model: Any, accuracy: float) -> None:
+        """Keep `best_model/` = the most accurate evaluated model among the steps the objective
+        calls selectable (`selectable` hook; objectives without it keep no best model)."""
+        selectable = getattr(self.objective, "selectable", None)
+        if selectable is None or not selectable(max(self.step - 1, 0), self.state):
+            return
+        best_file = self.out / "best.json"
+        best = json.loads(best_file.read_text()) if best_file.is_file() else None
+        if best is not None and best["accuracy"] >= accuracy:
+            return
+        model.save_pretrained(self.out / "best_model")
+        self.tok.save_pretrained(self.out / "best_model")
+        best_file.write_text(json.dumps({"step": self.step, "accuracy": accuracy}))
 
     def checkpoint(self) -> None:
         from mathforge.train.checkpoint import save_checkpoint
 
         meta = {"data_position": list(self.plan.position(self.step)), "config_hash": _config_hash(self.cfg)}
         save_checkpoint(self.out / "checkpoints", self.acc, step=self.step, model=self.model, optimizer=self.optimizer,
-                        scheduler=self.scheduler, meta=meta, keep=self.cfg.keep_checkpoints)
+                        scheduler=self.scheduler, meta=meta, keep=self.cfg.keep_checkpoints, aux=self.aux_saved)
 
     def save_final(self) -> Path:
         target = self.out / "model"
@@ -241,6 +358,10 @@ class _Run:
             model.save_pretrained(target)
             self.tok.save_pretrained(target)
             (target / "mathforge_config.json").write_text(json.dumps(self.cfg.to_dict(), indent=1))
+            if self.aux_saved is not None:
+                import torch
+
+                torch.save(self.aux_saved.state_dict(), target / "aux_modules.pt")
         self.acc.wait_for_everyone()
         return target
 
@@ -253,6 +374,9 @@ def _config_hash(cfg: RunConfig) -> str:
     for key in ("out_dir", "resume", "progress", "log_every", "checkpoint_every", "keep_checkpoints", "threads"):
         d.pop(key, None)
     d.pop("eval", None)
+    for section, objectives in (("icot_si", ("icot_si",)), ("icot_kd", ("icot_kd_student", "icot_kd_emulator", "icot_kd_coupled"))):
+        if cfg.objective not in objectives:  # a method's section only counts for its own runs (older hashes hold)
+            d.pop(section, None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -304,5 +428,7 @@ def train(cfg: RunConfig) -> Path:
     target = run.save_final()
     if main:
         plot_loss_curves({cfg.objective: run.out / "metrics.jsonl"}, run.out / "loss_curve.png")
+        if (finish := getattr(run.objective, "finish", None)) is not None:
+            finish(run.out, run.state)
         done.write_text(json.dumps({"config_hash": _config_hash(cfg), "step": run.step}))
     return target

@@ -13,6 +13,12 @@ from typing import Any
 
 def forward_logits(model: Any, batch: dict[str, Any], input_ids: Any = None) -> Any:
     """Run the model on a packed or padded batch; returns logits [B, T, V]."""
+    return forward(model, batch, input_ids).logits
+
+
+def forward(model: Any, batch: dict[str, Any], input_ids: Any = None, *, hidden_states: bool = False) -> Any:
+    """The model's output on a packed or padded batch (`.logits` [B, T, V]; with `hidden_states`,
+    `.hidden_states`: L+1 tensors [B, T, H], the input of block l at index l)."""
     mask = batch.get("attention_mask")
     if mask is not None and mask.dim() == 4:  # packed rows: the backend's isolating mask (§c.5)
         from mathforge.data.packing import model_inputs
@@ -22,7 +28,9 @@ def forward_logits(model: Any, batch: dict[str, Any], input_ids: Any = None) -> 
     else:
         kwargs = {k: batch[k] for k in ("attention_mask", "position_ids") if batch.get(k) is not None}
     kwargs["input_ids"] = batch["input_ids"] if input_ids is None else input_ids
-    return model(**kwargs).logits
+    if hidden_states:
+        kwargs["output_hidden_states"] = True
+    return model(**kwargs)
 
 
 def token_losses(logits: Any, labels: Any) -> tuple[Any, Any]:
