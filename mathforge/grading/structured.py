@@ -207,19 +207,34 @@ def _half_planes(p: str, q: str) -> Verdict | None:
     return None if ratio is None else Verdict(ratio > 0, "relation")
 
 
-def _ratio(a: str, b: str) -> float | None:
-    """The constant real k with a = k*b at three random points, or None."""
+def _values(a: str, b: str) -> list[tuple[complex, complex]] | bool | None:
+    """(a, b) evaluated at three random points of their common variables (`latex_numeric`); None
+    outside the fast subset, without variables or where either cannot be evaluated; False when the
+    two have different variables."""
     ca, cb = ln.try_compile(a), ln.try_compile(b)
-    if ca is None or cb is None or ca.variables != cb.variables or not ca.variables:
+    if ca is None or cb is None:
+        return None
+    if ca.variables != cb.variables:
+        return False
+    if not ca.variables:
         return None
     names = sorted(ca.variables)
-    ks = []
+    out = []
     for k in range(3):
         env = dict(zip(names, ln._POINTS[k], strict=False))
         va, vb = ln._evaluate(ca, env), ln._evaluate(cb, env)
-        if va is None or vb is None or abs(vb) < 1e-12:
+        if va is None or vb is None:
             return None
-        ks.append(va / vb)
+        out.append((va, vb))
+    return out
+
+
+def _ratio(a: str, b: str) -> float | None:
+    """The constant real k with a = k*b at three random points (0.0 when the ratio varies), or None."""
+    values = _values(a, b)
+    if not values or any(abs(vb) < 1e-12 for _, vb in values):
+        return None
+    ks = [va / vb for va, vb in values]
     if any(abs(x - ks[0]) > 1e-6 * abs(ks[0]) for x in ks) or abs(ks[0].imag) > 1e-9 * abs(ks[0]):
         return 0.0
     return ks[0].real
@@ -227,21 +242,13 @@ def _ratio(a: str, b: str) -> float | None:
 
 def _proportional(a: str, b: str) -> bool | None:
     """Whether a = k*b for a non-zero constant k, at three random points; None if not decidable."""
-    ca, cb = ln.try_compile(a), ln.try_compile(b)
-    if ca is None or cb is None:
-        return None
-    if ca.variables != cb.variables or not ca.variables:
-        return False if ca.variables != cb.variables else None
-    names = sorted(ca.variables)
-    ratios = []
-    for k in range(3):
-        env = dict(zip(names, ln._POINTS[k], strict=False))
-        va, vb = ln._evaluate(ca, env), ln._evaluate(cb, env)
-        if va is None or vb is None:
-            return None
+    values = _values(a, b)
+    if values is None or values is False:
+        return values
+    for va, vb in values:
         if abs(vb) < 1e-12:
             return abs(va) < 1e-12 and None
-        ratios.append(va / vb)
+    ratios = [va / vb for va, vb in values]
     r0 = ratios[0]
     return abs(r0) > 1e-12 and all(abs(r - r0) <= 1e-6 * abs(r0) for r in ratios)
 
