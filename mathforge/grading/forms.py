@@ -88,7 +88,6 @@ _NOT_PROSE = {"and", "or", "pct", "sqrt", "sin", "cos", "tan", "log", "exp", "fr
               "sec", "csc", "arcsin", "arccos", "arctan"}
 _LEAD_WORD = re.compile(r"[A-Za-z]{3,}\s*:")                  # `Answer: 42`, `Result: …`
 _ANSWER_WORDS = {"answer", "answers", "result", "therefore", "thus", "hence", "solution"}
-_NUMBER_TOKEN = re.compile(r"-?\d+(?:[.,]\d+)*")
 _CONNECTOR = re.compile(r"^(?:[\s,;$]|\\[][()]|\\q?quad|\\text\{[^{}]*\}|and|or|[a-zA-Z](?:_\{?\w+\}?)?\s*=)*$")
 
 
@@ -106,20 +105,6 @@ def is_response(s: str) -> bool:
     if len(words) >= 2 or outside.strip() != s.strip():     # two words, or a word and `$…$`
         return True
     return _LEAD_WORD.search(outside) is not None or words[0].lower() in _ANSWER_WORDS
-
-
-def _last_math(text: str) -> str | None:
-    """The last `$…$`-style span or number of a sentence, whichever comes later."""
-    span = num = None
-    for span in _MATH_SPAN.finditer(text):  # noqa: B007 - the last match is wanted
-        pass
-    for num in _NUMBER_TOKEN.finditer(text):  # noqa: B007
-        pass
-    if span is None and num is None:
-        return None
-    if span is not None and (num is None or span.start() >= num.start() or num.start() < span.end()):
-        return _strip_whole(span.group())
-    return num.group()
 
 
 def all_boxed(text: str) -> tuple[list[str], list[str]]:
@@ -159,7 +144,7 @@ def answers_of(text: str) -> list[str]:
     if found:
         out.append(found)
         if len(found) <= 4000 and is_response(found):       # "The largest $n$ is 34"
-            last = _last_math(found)
+            last = extract_answer(found, style="auto")          # no marker left: last span or number
             if last:
                 out.append(last)
     return list(dict.fromkeys(out)) or [text]
