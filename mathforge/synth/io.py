@@ -20,6 +20,8 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from mathforge.data.files import iter_jsonl
+
 
 def read_jsonl(path: str | Path, *, required: Iterable[str] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) for each non-empty line; a malformed line, a non-object or a record
@@ -28,21 +30,14 @@ def read_jsonl(path: str | Path, *, required: Iterable[str] = ()) -> Iterator[tu
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     required = tuple(required)
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
-            if not isinstance(rec, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-            for name in required:
-                if not isinstance(rec.get(name), str):
-                    raise ValueError(f"{path}:{lineno}: field {name!r} missing or not a string "
-                                     f"(fields: {', '.join(sorted(rec)) or 'none'})")
-            yield lineno, rec
+    for lineno, rec in iter_jsonl(path):     # the project's one JSONL reader (file:line errors)
+        if not isinstance(rec, dict):
+            raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+        for name in required:
+            if not isinstance(rec.get(name), str):
+                raise ValueError(f"{path}:{lineno}: field {name!r} missing or not a string "
+                                 f"(fields: {', '.join(sorted(rec)) or 'none'})")
+        yield lineno, rec
 
 
 def load_records(path: str | Path, *, required: Iterable[str] = ()) -> list[dict[str, Any]]:
