@@ -120,39 +120,19 @@ class _Grader:
         return None
 
     def _prm800k(self, pred: str, gold: str) -> Verdict:
-        from mathforge.grading import worker
         from mathforge.grading.protocols import prm800k_elements
 
         pairs = prm800k_elements(pred, gold)
         if pairs is None:
             return Verdict(False, "prm800k")
         for a, b in pairs:
-            try:
-                self.deadline += worker.get_pool().ensure_started()
-                remaining = max(self.deadline - time.monotonic(), 0.0)
-                if not worker.symbolic_equal(a, b, timeout=remaining, op="simplify_equal"):
-                    return Verdict(False, "prm800k")
-            except worker.WorkerTimeout:
-                return Verdict(False, "prm800k", timed_out=True)
-            except OSError:
-                return Verdict(False, "none")
+            v = self._in_worker(a, b, "simplify_equal", "prm800k")
+            if not v.correct:
+                return v
         return Verdict(True, "prm800k")
 
     def _math_verify(self, pred: str, gold: str) -> Verdict:
-        from mathforge.grading import worker
-
-        try:
-            self.deadline += worker.get_pool().ensure_started()
-        except (worker.WorkerTimeout, OSError):
-            return Verdict(False, "math-verify", timed_out=True)
-        remaining = self.deadline - time.monotonic()
-        try:
-            return Verdict(worker.symbolic_equal(pred, gold, timeout=max(remaining, 0.0),
-                                                 op="math_verify_equal"), "math-verify")
-        except worker.WorkerTimeout:
-            return Verdict(False, "math-verify", timed_out=True)
-        except OSError:
-            return Verdict(False, "none")
+        return self._in_worker(pred, gold, "math_verify_equal", "math-verify")
 
     def _harness_top(self, p0: str, g0: str) -> Verdict:
         if p0.lower() == g0.lower():
@@ -353,21 +333,27 @@ class _Grader:
         return self._symbolic(p, g)
 
     def _symbolic(self, p: str, g: str) -> Verdict:
+        return self._in_worker(p, g, "symbolic_equal", "symbolic")
+
+    def _in_worker(self, a: str, b: str, op: str, rule: str) -> Verdict:
+        """`op(a, b)` in a SymPy worker under this call's deadline. A worker's start-up is not
+        this comparison's time (the deadline is shared by a tuple's elements), so it moves the
+        deadline; running out of time is a `timed_out` verdict; no process at all proves nothing."""
         from mathforge.grading import worker
 
-        try:      # a worker's start-up is not this comparison's time (the deadline is shared)
+        try:
             self.deadline += worker.get_pool().ensure_started()
         except worker.WorkerTimeout:
-            return Verdict(False, "symbolic", timed_out=True)
+            return Verdict(False, rule, timed_out=True)
         except OSError:
             return Verdict(False, "none")
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            return Verdict(False, "symbolic", timed_out=True)
+            return Verdict(False, rule, timed_out=True)
         try:
-            return Verdict(worker.symbolic_equal(p, g, timeout=remaining), "symbolic")
+            return Verdict(worker.symbolic_equal(a, b, timeout=remaining, op=op), rule)
         except worker.WorkerTimeout:
-            return Verdict(False, "symbolic", timed_out=True)
+            return Verdict(False, rule, timed_out=True)
         except OSError:                          # no process could be started: not provable
             return Verdict(False, "none")
 
