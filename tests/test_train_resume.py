@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -126,28 +125,16 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, template, steps
     subprocess.run(_cmd(recipe, full), cwd=REPO, env=_env(), check=True, capture_output=True, timeout=300)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cmd(recipe, killed), cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    # The run kills itself with SIGKILL right after step 6 (fault injection): past the checkpoint of
+    # step 4, so the resume must discard two steps of work. The point is exact on any machine.
+    proc = subprocess.run(_cmd(recipe, killed), cwd=REPO, env={**_env(), "MATHFORGE_TEST_KILL_AT_STEP": "6"},
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    assert proc.returncode == -signal.SIGKILL
     latest = killed / "checkpoints" / "latest"
-    deadline = time.time() + 240
-    while not latest.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    metrics = killed / "metrics.jsonl"
-    first = int((latest.read_text().strip() or "step_0").split("_")[-1]) if latest.exists() else 0
-    while proc.poll() is None and time.time() < deadline:  # run on past the checkpoint, so the resume
-        rows_now = metrics.read_text().splitlines() if metrics.exists() else []  # must discard work
-        try:
-            if rows_now and json.loads(rows_now[-1])["step"] >= first + 2:
-                break
-        except json.JSONDecodeError:  # a line caught half written
-            pass
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
     assert latest.exists(), "no checkpoint was written before the kill"
     assert not (killed / "model").exists(), "the run finished before it could be killed"
     step_at_kill = max(json.loads(x)["step"] for x in (killed / "metrics.jsonl").read_text().splitlines())
-    assert step_at_kill < steps
+    assert step_at_kill == 6 < steps
 
     resumed_from = latest.read_text()
     subprocess.run(_cmd(recipe, killed), cwd=REPO, env=_env(), check=True, capture_output=True, timeout=300)
