@@ -24,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from mathforge import faults
 from mathforge.data.files import sha256_file
 from mathforge.data.prompts import build_prompt, get_style, stop_strings
 from mathforge.grading.jobs import GradePool, check_profile, cluster_job, grade_key, stored_verdict
@@ -162,12 +163,17 @@ def build_records(problems: list, prompts: list[str], traces: list[list[Trace]],
 # ------------------------------------------------------------------ run folder: outputs, resume, manifest
 
 
+_appends = [0]          # appends in this process, for the kill-and-resume test's exact point
+
+
 def append_records(path: Path, records: list[dict]) -> None:
     """Append records and force them to disk, so a kill right after loses nothing written."""
     with path.open("a", encoding="utf-8") as f:
         f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         f.flush()
         os.fsync(f.fileno())
+    _appends[0] += 1
+    faults.kill_at(faults.EVAL, _appends[0])
 
 
 def load_records(path: Path, n: int | None = None, *, repair: bool = False) -> list[dict]:

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mathforge import faults
 from mathforge.data.files import ANSWER_RULES, get_path, iter_jsonl, sha256_file
 from mathforge.grading.jobs import (
     GradePool,
@@ -230,9 +230,6 @@ def _run_pending(cfg: GradeConfig, pending: list[dict[str, Any]], fh: Any) -> No
     from tqdm import tqdm
 
     bar = tqdm(total=len(pending), desc="grading", unit="problem", disable=not cfg.progress)
-    # Fault injection for the kill-and-resume test: die by SIGKILL right after N problems are on
-    # disk, so the interruption point is exact instead of a race against a timer.
-    kill_after = int(os.environ.get("MATHFORGE_TEST_KILL_AFTER", "0"))
     written = 0
     with GradePool(max(1, cfg.workers)) as pool:
         for results in pool.as_completed(grade_chunk, _chunks(pending, cfg.chunk_size)):
@@ -241,8 +238,7 @@ def _run_pending(cfg: GradeConfig, pending: list[dict[str, Any]], fh: Any) -> No
                 fh.flush()
                 bar.update(1)
                 written += 1
-                if written == kill_after:
-                    os.kill(os.getpid(), signal.SIGKILL)
+                faults.kill_at(faults.GRADE, written)       # the kill-and-resume test's exact point
     bar.close()
 
 

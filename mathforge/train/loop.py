@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mathforge import faults
 from mathforge.train.config import RunConfig
 
 
@@ -406,7 +405,6 @@ def train(cfg: RunConfig) -> Path:
     total = run.plan.total_steps
     bar = tqdm(total=total, initial=run.step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
     t0, tokens = time.perf_counter(), 0
-    kill_at = int(os.environ.get("MATHFORGE_TEST_KILL_AT_STEP", "0")) or None
     while run.step < total:
         rec = run.train_step()
         tokens += rec["tokens"]
@@ -421,8 +419,7 @@ def train(cfg: RunConfig) -> Path:
             run.acc.wait_for_everyone()
         if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < total:
             run.checkpoint()
-        if run.step == kill_at:      # fault injection for the kill-and-resume test: an exact point
-            os.kill(os.getpid(), signal.SIGKILL)
+        faults.kill_at(faults.TRAIN, run.step)      # the kill-and-resume test's exact point
     bar.close()
     final = run.evaluate(final=True)
     if final:
