@@ -1,11 +1,14 @@
 """Evaluation reports: report.md and a self-contained report.html (plots embedded as base64 PNG data URIs).
 
-Reads the `metrics.json` and `manifest.json` that `mathforge.evaluate` writes in each run folder and
-lays several runs side by side: accuracy by benchmark with 95% error bars, maj@k and pass@k against
-k, accuracy by difficulty level and by subject. Every report carries what methods.md §g.7 asks for:
-the mathforge version, the grader profile and version, engine and library versions, decoding
-settings and seeds, prompt style and shots, and the data file hashes. Runs graded under different
-grading profiles or grader versions are not comparable: the report then opens with a warning.
+Reads the `metrics.json`, `manifest.json` and `outputs.jsonl` that `mathforge.evaluate` writes in each
+run folder and lays several runs side by side: accuracy by benchmark with 95% error bars, maj@k and
+pass@k against k, accuracy by difficulty level and by subject, and example generations of each run
+(right and wrong, with the extracted answer and the verdict). Every report carries what a reader needs
+to reproduce the numbers: the mathforge version, the grader profile and version, engine and library
+versions, decoding settings and seeds, prompt style and shots, and the data file hashes. The report
+opens with a warning when the runs are not comparable: graded under different grading profiles or
+grader versions, or evaluated on different problems or benchmarks. A training run's folder gets the
+training report of `mathforge.train_report` instead.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from mathforge.report_examples import EXAMPLES_CSS, examples_html, examples_md, pick_eval_examples
+from mathforge.report_plots import bench_names, fig_to_png, plot_accuracy, plot_breakdown, plot_vs_k
 
 VERSION_KEYS = ("mathforge", "torch", "transformers", "sympy", "math-verify", "antlr4-python3-runtime")
 
@@ -54,120 +60,6 @@ def _labels(runs: list[Run]) -> None:
             r.label = f"{r.path.resolve().parent.name}/{r.label}"
 
 
-# ------------------------------------------------------------------ plots
-
-
-def _plt():
-    """pyplot on the file-only Agg backend: reports are written on servers without a display."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _fig_to_png(fig) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    return buf.getvalue()
-
-
-def _bench_names(runs: list[Run]) -> list[str]:
-    names: list[str] = []
-    for r in runs:
-        names += [b for b in r.metrics["benchmarks"] if b not in names]
-    return names
-
-
-def plot_accuracy(runs: list[Run]) -> bytes:
-    """Grouped bars: accuracy per benchmark, one bar per run, 95% CI as error bars."""
-    import numpy as np
-
-    plt = _plt()
-
-    names = _bench_names(runs)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(names) * max(1, len(runs)) ** 0.5 + 2), 4))
-    width = 0.8 / len(runs)
-    x = np.arange(len(names))
-    for i, r in enumerate(runs):
-        acc, err = [], [[], []]
-        for b in names:
-            m = r.metrics["benchmarks"].get(b)
-            a = m["accuracy"] if m else float("nan")
-            lo, hi = m["accuracy_ci"] if m else (a, a)
-            acc.append(a)
-            err[0].append(max(0.0, a - lo))
-            err[1].append(max(0.0, hi - a))
-        bars = ax.bar(x + (i - (len(runs) - 1) / 2) * width, acc, width, yerr=err, capsize=4, label=r.label)
-        ax.bar_label(bars, fmt="%.1f", padding=2, fontsize=8)
-    ax.set_xticks(x, names)
-    ax.set_ylabel("accuracy (%), 95% CI")
-    ax.set_ylim(0, 105)
-    ax.set_title("Accuracy by benchmark (first sample)")
-    ax.legend(fontsize=8, loc="upper right")
-    return _fig_to_png(fig)
-
-
-def plot_vs_k(runs: list[Run]) -> bytes:
-    """maj@k (dashed) and pass@k (solid) against k, one panel per benchmark, one colour per run."""
-    plt = _plt()
-    names = _bench_names(runs)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
-    for ax, b in zip(axes[0], names, strict=True):
-        for i, r in enumerate(runs):
-            m = r.metrics["benchmarks"].get(b)
-            if not m:
-                continue
-            colour = f"C{i}"
-            for key, ls, mark, what in (("pass_at_k", "-", "o", "pass"), ("maj_at_k", "--", "s", "maj")):
-                ks = sorted(int(k) for k in m[key])
-                ax.plot(ks, [m[key][str(k)] for k in ks], ls, marker=mark, color=colour, label=f"{r.label} {what}@k")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("k (samples)")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(0, 105)
-        ax.set_title(b)
-        ax.legend(fontsize=7)
-    fig.suptitle("maj@k and pass@k against k")
-    return _fig_to_png(fig)
-
-
-def plot_breakdown(runs: list[Run], key: str, title: str) -> bytes | None:
-    """Grouped bars of accuracy by `key` (`by_level`, `by_type`) for every benchmark that has it."""
-    import numpy as np
-
-    plt = _plt()
-
-    panels = [b for b in _bench_names(runs) if any(r.metrics["benchmarks"].get(b, {}).get(key) for r in runs)]
-    if not panels:
-        return None
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3.4 * len(panels)), squeeze=False)
-    for ax, b in zip(axes[:, 0], panels, strict=True):
-        groups = sorted({g for r in runs for g in r.metrics["benchmarks"].get(b, {}).get(key, {})}, key=_natural)
-        x = np.arange(len(groups))
-        width = 0.8 / len(runs)
-        for i, r in enumerate(runs):
-            table = r.metrics["benchmarks"].get(b, {}).get(key, {})
-            vals = [table.get(g, {}).get("accuracy", float("nan")) for g in groups]
-            bars = ax.bar(x + (i - (len(runs) - 1) / 2) * width, vals, width, label=r.label)
-            ax.bar_label(bars, fmt="%.0f", padding=2, fontsize=7)
-        ax.set_xticks(x, [str(g) for g in groups], rotation=20 if key == "by_type" else 0, fontsize=8)
-        ax.set_xlabel("level" if key == "by_level" else "subject")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(0, 105)
-        ax.set_title(f"{b}: {title}")
-        ax.legend(fontsize=7)
-    return _fig_to_png(fig)
-
-
-def _natural(s: str):
-    return (0, int(s), "") if str(s).isdigit() else (1, 0, str(s))
-
-
 # ------------------------------------------------------------------ tables
 
 
@@ -187,7 +79,8 @@ def grading_of(run: Run) -> tuple[str, str]:
 
 
 def warnings(runs: list[Run]) -> list[str]:
-    """Lines that must be read before comparing the runs: mixed grading profiles or grader versions."""
+    """Lines that must be read before comparing the runs: mixed grading profiles or grader versions,
+    a benchmark evaluated on different problems, runs that cover different benchmarks."""
     out = []
     for what, i in (("grading profiles", 0), ("grader versions", 1)):
         seen = {r.label: grading_of(r)[i] for r in runs}
@@ -195,7 +88,27 @@ def warnings(runs: list[Run]) -> list[str]:
             which = ", ".join(f"{label}: {v}" for label, v in seen.items())
             out.append(f"Warning: these runs were graded under different {what} ({which}); "
                        "their accuracies are not comparable.")
+    for b in bench_names(runs):
+        having = [r for r in runs if b in r.metrics["benchmarks"]]
+        if len({problem_set(r, b) for r in having}) > 1:
+            which = ", ".join(f"{r.label}: {r.metrics['benchmarks'][b]['num_problems']} problems" for r in having)
+            out.append(f"Warning: {b} was evaluated on different problems in these runs ({which}); "
+                       f"their {b} accuracies are not comparable.")
+    covered = {r.label: tuple(r.metrics["benchmarks"]) for r in runs}
+    if len({frozenset(c) for c in covered.values()}) > 1:
+        which = "; ".join(f"{label}: {', '.join(c)}" for label, c in covered.items())
+        out.append(f"Warning: these runs cover different benchmarks ({which}); their dataset averages are "
+                   "not comparable.")
     return out
+
+
+def problem_set(run: Run, benchmark: str) -> str:
+    """What identifies the problems a run evaluated on `benchmark`: the manifest's hash of the loaded
+    (id, question, gold) triples, or (older manifests) the benchmark file's hash and the problem count."""
+    d = run.manifest.get("data", {}).get(benchmark, {})
+    if d.get("problems_sha256"):
+        return str(d["problems_sha256"])
+    return f"{d.get('sha256')}:{run.metrics['benchmarks'][benchmark].get('num_problems')}"
 
 
 def _verdict(m: dict, key: str) -> str:
@@ -208,7 +121,7 @@ def tables(runs: list[Run]) -> list[tuple[str, list[str], list[list[str]]]]:
     hdr = ["benchmark", "run", "problems", "samples", "accuracy", "95% CI", "wrong", "timeout", "maj@k",
            "pass@k", "extract fail %", "exec err", "exec timeout", "grade timeout (all samples)", "tok/s"]
     rows = []
-    for b in _bench_names(runs):
+    for b in bench_names(runs):
         for r in runs:
             m = r.metrics["benchmarks"].get(b)
             if not m:
@@ -223,7 +136,7 @@ def tables(runs: list[Run]) -> list[tuple[str, list[str], list[list[str]]]]:
                          _fmt(f["grade_timeout"]["count"]), f"{m['tokens_per_second']:.1f}"])
     out.append(("Results", hdr, rows))
     lrows = [[b, r.label, key[3:], str(g), _fmt(v["n"]), _fmt(v["accuracy"])]
-             for b in _bench_names(runs) for key in ("by_level", "by_type") for r in runs
+             for b in bench_names(runs) for key in ("by_level", "by_type") for r in runs
              for g, v in r.metrics["benchmarks"].get(b, {}).get(key, {}).items()]
     if lrows:
         out.append(("Breakdown (first sample)", ["benchmark", "run", "by", "group", "problems", "accuracy"], lrows))
@@ -254,31 +167,95 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
-CSS = ("body{font-family:system-ui,sans-serif;margin:24px;max-width:1150px;color:#222}"
+CSS = ("body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1150px;padding:0 16px;color:#222}"
+       ".scroll{overflow-x:auto;max-width:100%}"
        "table{border-collapse:collapse;margin:8px 0 20px;font-size:13px}"
        "th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;white-space:nowrap}th{background:#f0f0f0}"
        "img{max-width:100%;border:1px solid #ddd;margin:6px 0 18px}h1{font-size:24px}h2{font-size:18px}"
-       ".warn{background:#fff3cd;border:1px solid #e0a800;padding:8px 12px;font-weight:bold}")
+       "h3{font-size:15px}.warn{background:#fff3cd;border:1px solid #e0a800;padding:8px 12px;font-weight:bold}"
+       + EXAMPLES_CSS)
+
+
+class Doc:
+    """A report written twice in step: markdown (plots as files beside it) and self-contained HTML."""
+
+    def __init__(self, title: str):
+        self.title = title
+        self.md = [f"# {title}", ""]
+        self.page = [f"<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' "
+                     f"content='width=device-width'><title>{html.escape(title)}</title><style>{CSS}</style>"
+                     f"</head><body><h1>{html.escape(title)}</h1>"]
+
+    def warn(self, text: str) -> None:
+        self.md += [f"> **{text}**", ""]
+        self.page.append(f"<p class='warn'>{html.escape(text)}</p>")
+
+    def para(self, text: str) -> None:
+        self.md += [text, ""]
+        self.page.append(f"<p>{html.escape(text)}</p>")
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.md += [f"{'#' * level} {text}", ""]
+        self.page.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def table(self, title: str, header: list[str], rows: list[list[str]]) -> None:
+        self.heading(title)
+        self.md += [_md_table(header, rows), ""]
+        self.page.append(_html_table(header, rows))
+
+    def image(self, title: str, fname: str, png: bytes) -> None:
+        self.heading(title)
+        self.md += [f"![{title}]({fname})", ""]
+        uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        self.page.append(f"<img alt='{html.escape(title)}' src='{uri}'>")
+
+    def raw(self, md: str, page: str) -> None:
+        self.md += [md, ""]
+        self.page.append(page)
+
+    def write(self, out: Path) -> list[Path]:
+        (out / "report.md").write_text("\n".join(self.md), encoding="utf-8")
+        (out / "report.html").write_text("".join(self.page) + "</body></html>", encoding="utf-8")
+        return [out / "report.md", out / "report.html"]
+
+
+def is_training_run(path: str | Path) -> bool:
+    """A `mathforge train` output folder: its resolved config.json and metrics.jsonl, no eval metrics.json."""
+    path = Path(path)
+    return (path / "config.json").is_file() and (path / "metrics.jsonl").is_file() \
+        and not (path / "metrics.json").is_file()
 
 
 def write_report(run_dirs: list[str | Path], *, out_dir: str | Path | None = None,
-                 title: str = "mathforge evaluation report") -> list[Path]:
-    """Write report.md, report.html and the PNG plots; returns their paths."""
+                 title: str | None = None, examples: int = 2) -> list[Path]:
+    """Write report.md, report.html and the PNG plots; returns their paths. Eval run folders are compared
+    side by side; training run folders get the training report (`mathforge.train_report`). `examples`:
+    example generations of each kind (correct, wrong, ...) per benchmark and run (0: none)."""
     if not run_dirs:
         raise ValueError("write_report: give at least one run folder")
+    training = [is_training_run(p) for p in run_dirs]
+    if all(training):
+        from mathforge.train_report import write_train_report
+
+        return write_train_report(run_dirs, out_dir=out_dir, title=title or "mathforge training report",
+                                  examples=examples)
+    if any(training):
+        which = ", ".join(str(p) for p, t in zip(run_dirs, training, strict=True) if t)
+        raise ValueError(f"{which}: a training run folder; report training runs and eval runs separately "
+                         "(`mathforge report RUN_DIR` for a training run, or evaluate its model/ first)")
     runs = [load_run(p) for p in run_dirs]
     _labels(runs)
     out = Path(out_dir) if out_dir else Path(run_dirs[0])
     out.mkdir(parents=True, exist_ok=True)
-    plots = [("Accuracy by benchmark", "accuracy.png", plot_accuracy(runs)),
-             ("maj@k and pass@k", "accuracy_vs_k.png", plot_vs_k(runs)),
-             ("Accuracy by difficulty level", "accuracy_by_level.png",
-              plot_breakdown(runs, "by_level", "accuracy by level")),
-             ("Accuracy by subject", "accuracy_by_type.png", plot_breakdown(runs, "by_type", "accuracy by type"))]
-    plots = [(t, f, png) for t, f, png in plots if png is not None]
+    figures = [("Accuracy by benchmark", "accuracy.png", plot_accuracy(runs)),
+               ("maj@k and pass@k", "accuracy_vs_k.png", plot_vs_k(runs)),
+               ("Accuracy by difficulty level", "accuracy_by_level.png",
+                plot_breakdown(runs, "by_level", "accuracy by level")),
+               ("Accuracy by subject", "accuracy_by_type.png", plot_breakdown(runs, "by_type", "accuracy by type"))]
+    plots = [(t, f, fig_to_png(fig)) for t, f, fig in figures if fig is not None]
     written = []
     for _, fname, png in plots:
         (out / fname).write_bytes(png)
@@ -288,24 +265,34 @@ def write_report(run_dirs: list[str | Path], *, out_dir: str | Path | None = Non
     intro = (f"Runs: {', '.join(r.label for r in runs)}. Accuracy uses the first sample of each problem; the "
              f"dataset average is unweighted ({avg}). 'wrong' and 'grade timeout' count first samples: a "
              "comparison the grader ran out of time on is not a wrong answer, and it is not counted correct. "
-             "Grader profile and versions are listed below: never compare numbers across profiles "
-             "(methods.md §g.9).")
-    warn = warnings(runs)
-    md = [f"# {title}", "", *[f"> **{w}**\n" for w in warn], intro, ""]
-    page = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>",
-            *[f"<p class='warn'>{html.escape(w)}</p>" for w in warn], f"<p>{html.escape(intro)}</p>"]
+             "Grader profile and versions are listed below: numbers graded under different profiles or "
+             "grader versions are not comparable (docs/methods/evaluation.md §g.9).")
+    doc = Doc(title or "mathforge evaluation report")
+    for w in warnings(runs):
+        doc.warn(w)
+    doc.para(intro)
     for t, header, rows in tabs[:1]:
-        md += [f"## {t}", "", _md_table(header, rows), ""]
-        page.append(f"<h2>{html.escape(t)}</h2>{_html_table(header, rows)}")
+        doc.table(t, header, rows)
     for t, fname, png in plots:
-        md += [f"## {t}", "", f"![{t}]({fname})", ""]
-        uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-        page.append(f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='{uri}'>")
+        doc.image(t, fname, png)
+    if examples > 0:
+        _examples_section(doc, runs, examples, open_all=len(runs) == 1)
     for t, header, rows in tabs[1:]:
-        md += [f"## {t}", "", _md_table(header, rows), ""]
-        page.append(f"<h2>{html.escape(t)}</h2>{_html_table(header, rows)}")
-    page.append("</body></html>")
-    (out / "report.md").write_text("\n".join(md), encoding="utf-8")
-    (out / "report.html").write_text("".join(page), encoding="utf-8")
-    return [out / "report.md", out / "report.html", *written]
+        doc.table(t, header, rows)
+    return [*doc.write(out), *written]
+
+
+def _examples_section(doc: Doc, runs: list[Run], per_kind: int, *, open_all: bool) -> None:
+    doc.heading("Example generations")
+    doc.para(f"Per run and benchmark, the first {per_kind} problems (in file order) whose first sample was "
+             "graded correct, wrong, had no answer extracted, or timed out in the grader; every sample is in "
+             "the run's outputs.jsonl.")
+    for r in runs:
+        doc.heading(f"{r.label} ({r.path / 'outputs.jsonl'})", level=3)
+        outputs = r.path / "outputs.jsonl"
+        picked = pick_eval_examples(outputs, per_kind=per_kind) if outputs.is_file() else []
+        if not picked:
+            doc.para("No outputs.jsonl records in this run folder.")
+            continue
+        page = examples_html(picked)
+        doc.raw(examples_md(picked), page.replace("<details ", "<details open ") if open_all else page)
