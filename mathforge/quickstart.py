@@ -136,7 +136,9 @@ def write_report(out_dir: Path, results: dict[str, dict[str, Any]], configs: dic
         "",
         "Grading: greedy decoding, answer extracted with `mathforge.grading.extract_answer` and compared with "
         "`is_equivalent`. Per-problem outputs: `sft/eval_samples.jsonl`, `mft/eval_samples.jsonl`; configs: "
-        "`*/config.json`; metrics: `*/metrics.jsonl` and `*/tensorboard`.",
+        "`*/config.json`; metrics: `*/metrics.jsonl` and `*/tensorboard`. Both runs' curves, configs and "
+        "example generations, right and wrong: `training/report.html` (`mathforge report "
+        f"{configs['sft'].out_dir} {configs['mft'].out_dir} --out {Path(out_dir) / 'training'}`).",
         "",
         f"Reproduce: `mathforge quickstart --out {out_dir} --seed {cfg.seed}`",
     ]
@@ -175,6 +177,10 @@ def quickstart(out_dir: str | Path = "runs/quickstart", *, steps: int | None = N
     plot_loss_curves({n: Path(c.out_dir) / "metrics.jsonl" for n, c in configs.items()}, out_dir / "loss_curves.png",
                      title="SFT vs MFT: training (solid) and held-out (dashed) loss")
     (out_dir / "summary.json").write_text(json.dumps({"results": results, "seconds": seconds}, indent=1))
+    from mathforge.train_report import write_train_report
+
+    write_train_report([c.out_dir for c in configs.values()], out_dir=out_dir / "training",
+                       title="mathforge quickstart: SFT and MFT training runs")
     return write_report(out_dir, results, configs, seconds, n_params)
 
 

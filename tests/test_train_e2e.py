@@ -121,3 +121,5 @@ def test_quickstart_tiny_budget_writes_report(tmp_path):
     assert (tmp_path / "qs" / "loss_curves.png").stat().st_size > 1000
     summary = json.loads((tmp_path / "qs" / "summary.json").read_text())
     assert set(summary["results"]) == {"sft", "mft"} and summary["results"]["mft"]["n"] == 16
+    training = (tmp_path / "qs" / "training" / "report.md").read_text()  # both runs' training report
+    assert "| sft | sft |" in training and "| mft | mft |" in training and "training/report.html" in text
