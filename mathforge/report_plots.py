@@ -49,7 +49,8 @@ def text_overlaps(fig) -> list[tuple[str, str]]:
         if bb.width > 0 and bb.height > 0:
             boxes.append((name, bb))
 
-    add(fig._suptitle, f"suptitle {fig._suptitle.get_text() if fig._suptitle else ''}")
+    suptitle = getattr(fig, "_suptitle", None)  # matplotlib keeps it private; None when there is none
+    add(suptitle, f"suptitle {suptitle.get_text() if suptitle else ''}")
     for legend in fig.legends:
         add(legend, "figure legend")
     for ax in fig.axes:

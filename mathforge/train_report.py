@@ -104,8 +104,9 @@ def plot_curves(runs: list[TrainRun]):
     ax_loss.legend(fontsize=7)
     ax_acc.set_title("held-out exact match (%), 95% interval")
     ax_acc.set_ylim(0, 105)
-    if not any(r.eval_rows for r in runs):
-        ax_acc.text(0.5, 0.5, "no held-out evaluation logged", ha="center", va="center", transform=ax_acc.transAxes)
+    if not any("eval_accuracy" in e for r in runs for e in r.eval_rows):
+        ax_acc.text(0.5, 0.5, "no held-out exact match logged\n(other held-out metrics: see the tables)",
+                    ha="center", va="center", transform=ax_acc.transAxes)
     elif len(runs) > 1:
         ax_acc.legend(fontsize=7)
     ax_lr.set_title("learning rate")

@@ -133,3 +133,18 @@ def test_training_report_renders_in_headless_chromium(train_run, tmp_path):
     assert float((np.abs(pixels - c0).max(axis=2) < 0.03).mean()) > 0.0002  # thin lines: ~0.06% measured
     keep = Path("/tmp/mathforge_train_report_screenshot.png")  # for a human look
     shutil.copy(shot, keep)
+
+
+def test_run_without_held_out_accuracy(train_run, tmp_path):
+    """A run that logged no exact match (n_problems = 0, or a value objective) says so instead of an
+    empty panel, and its summary shows no accuracy."""
+    bare = tmp_path / "bare"
+    shutil.copytree(train_run, bare, ignore=shutil.ignore_patterns("model", "eval_samples.jsonl"))
+    rows = [r for r in (bare / "metrics.jsonl").read_text().splitlines() if '"eval_accuracy"' not in r]
+    (bare / "metrics.jsonl").write_text("\n".join(rows) + "\n")
+    fig = plot_curves([load_train_run(bare)])
+    assert any("no held-out exact match logged" in t.get_text() for t in fig.axes[1].texts)
+    assert text_overlaps(fig) == []
+    plt().close(fig)
+    md = write_report([bare], out_dir=tmp_path / "r")[0].read_text()
+    assert "| finished at step 6 |" in md and "| - | - |\n" in md  # no accuracy, no best model
