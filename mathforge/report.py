@@ -50,7 +50,7 @@ def load_run(path: str | Path) -> Run:
     return Run(path.resolve().name, path, files["metrics.json"], files["manifest.json"])
 
 
-def _labels(runs: list[Run]) -> None:
+def unique_labels(runs: list[Run]) -> None:
     """Runs with the same folder name get their parent folder's name as a prefix, so labels are unique."""
     seen: dict[str, int] = {}
     for r in runs:
@@ -247,7 +247,7 @@ def write_report(run_dirs: list[str | Path], *, out_dir: str | Path | None = Non
         raise ValueError(f"{which}: a training run folder; report training runs and eval runs separately "
                          "(`mathforge report RUN_DIR` for a training run, or evaluate its model/ first)")
     runs = [load_run(p) for p in run_dirs]
-    _labels(runs)
+    unique_labels(runs)
     out = Path(out_dir) if out_dir else Path(run_dirs[0])
     out.mkdir(parents=True, exist_ok=True)
     figures = [("Accuracy by benchmark", "accuracy.png", plot_accuracy(runs)),

@@ -171,10 +171,10 @@ def summary_rows(runs: list[TrainRun]) -> list[list[str]]:
 def write_train_report(run_dirs: list[str | Path], *, out_dir: str | Path | None = None,
                        title: str = "mathforge training report", examples: int = 3) -> list[Path]:
     """Write report.md, report.html and training_curves.png for training runs; returns their paths."""
-    from mathforge.report import Doc, _labels
+    from mathforge.report import Doc, unique_labels
 
     runs = [load_train_run(p) for p in run_dirs]
-    _labels(runs)
+    unique_labels(runs)
     out = Path(out_dir) if out_dir else Path(run_dirs[0])
     out.mkdir(parents=True, exist_ok=True)
     png = fig_to_png(plot_curves(runs))
