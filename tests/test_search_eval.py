@@ -35,6 +35,17 @@ def folders(tmp_path_factory):
     return root
 
 
+def same(a, b) -> bool:
+    """Equal, floats to a relative 1e-5."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-5)
+    return a == b
+
+
 def run_eval(folders, out, *extra):
     return main(["eval", "--model", str(folders / "gen"), "--task", "arith_steps", "--limit", "3", "--n", "4",
                  "--m", "2", "--max-new-tokens", "24", "--temperature", "1.0", "--threads", "1", "--quiet",
@@ -57,7 +68,8 @@ def test_eval_strategy_end_to_end_and_resume(folders, tmp_path, strategy):
     assert run_eval(folders, tmp_path / "run", "--strategy", strategy, *value) == 0
     again = (tmp_path / "run" / "outputs.jsonl").read_text().splitlines()
     strip = [{k: v for k, v in json.loads(x).items() if k != "cost"} for x in again]
-    assert strip == [{k: v for k, v in json.loads(x).items() if k != "cost"} for x in lines]
+    # same samples; float fields (log-probs, weights) up to summation order in a differently sized batch
+    assert same(strip, [{k: v for k, v in json.loads(x).items() if k != "cost"} for x in lines])
 
 
 def test_bad_inputs_fail_before_generation(folders, tmp_path, capsys, monkeypatch):
