@@ -147,14 +147,15 @@ class StepGenerator:
             r.waiting, r.round_start = r.finish is not None, len(r.tokens)
 
     def extend(self, state: StepState, *, allow_boundary: list[bool] | None = None,
-               groups: list[list[int]] | None = None, min_ready: float = 0.0) -> list[int]:
+               groups: list[list[int]] | None = None, min_ready: float = 0.0, patience: int = 0) -> list[int]:
         """Decode rows to their next boundary (where `allow_boundary[row]`, default all), EOS or budget.
 
         Without `groups`: every unfinished row begins a new step and all run until none is left
         running; returns the rows that generated tokens. With `groups` (lists of rows): only rows
         begun (`begin`) and not yet at a boundary run, and the call returns as soon as some groups
-        have no running row (at least a `min_ready` fraction of them, so that scoring and
-        resampling run in fewer, larger batches), with their indices in `groups`; the other rows keep their progress
+        have no running row, with their indices in `groups`: once a `min_ready` fraction of the
+        groups is ready, or `patience` decoding steps after the first one was (so that scoring
+        and resampling run in fewer, larger batches); the other rows keep their progress
         and go on at the next call. So a group waits for its own slowest row only (TSMC resamples
         within groups), not for the slowest row of the batch.
 
@@ -167,12 +168,14 @@ class StepGenerator:
         if groups is None:
             self.begin(state, list(range(len(rows))))
         running = {i for i, r in enumerate(rows) if not r.waiting}
+        waited = 0  # decoding steps since the first group became ready
         with torch.inference_mode():
             while running:
                 running = self._decode_step(state, running, allow)
                 if groups is not None:
                     ready = [g for g, members in enumerate(groups) if running.isdisjoint(members)]
-                    if ready and len(ready) >= min_ready * len(groups):
+                    waited += bool(ready)
+                    if ready and (len(ready) >= min_ready * len(groups) or waited > patience):
                         return ready
         if groups is not None:
             return list(range(len(groups)))
