@@ -46,7 +46,8 @@ def save_checkpoint(root: Path, accelerator: Any, *, step: int, meta: dict[str, 
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
+    # torch.save keeps tied weights tied (safetensors drops the alias, with a warning per checkpoint)
+    accelerator.save_state(str(tmp), safe_serialization=False)
     if accelerator.is_main_process:
         (tmp / "state.json").write_text(json.dumps({"step": step, "format": FORMAT, **meta}, indent=1))
     accelerator.wait_for_everyone()

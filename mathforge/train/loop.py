@@ -439,10 +439,11 @@ def describe_run(cfg: RunConfig, run: _Run) -> str:
     flat = {k: v for k, v in d.items() if not isinstance(v, dict)}
     sections = {k: v for k, v in d.items() if isinstance(v, dict)}
     keep = {"data", "model", "optim", "eval"} | {name for name in sections if cfg.objective.startswith(name)}
-    lines = ["mathforge train: resolved config (saved as config.json in the run folder)",
-             "  " + " ".join(f"{k}={v}" for k, v in flat.items())]
-    lines += [f"  [{name}] " + " ".join(f"{k}={v}" for k, v in sec.items()) for name, sec in sections.items()
-              if name in keep]
+    def show(table: dict) -> str:
+        return " ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in table.items())
+
+    lines = ["mathforge train: resolved config (saved as config.json in the run folder)", "  " + show(flat)]
+    lines += [f"  [{name}] " + show(sec) for name, sec in sections.items() if name in keep]
     model = run.acc.unwrap_model(run.model)
     n_params = sum(p.numel() for p in model.parameters())
     stats = _data_stats(run)
