@@ -276,6 +276,9 @@ def evaluate(cfg: EvalConfig, engine=None, *, progress: bool = False) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     style = get_style(cfg.style)
     problems = {name: load_benchmark(name, cfg.split, limit=cfg.limit) for name in cfg.benchmarks}
+    for name, probs in problems.items():  # too many shots, a style without demos: refused before loading a model
+        if probs:
+            build_prompt(probs[0].question, style, shots=cfg.shots, benchmark=name)
     if engine is None:
         from mathforge.infer import load_engine
 

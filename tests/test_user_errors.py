@@ -81,6 +81,8 @@ def test_eval_limit_must_be_positive_and_errors_name_flags(tmp_path, capsys, lim
     rc, err = _run(["eval", "--model", "nowhere", "--benchmark", "gsm8k", "--temperature", "-1", "--out", tmp_path],
                    capsys)
     assert rc == 2 and "--temperature must be >= 0" in err  # before the (missing) model is looked at
+    rc, err = _run(["eval", "--model", "nowhere", "--benchmark", "gsm8k", "--shots", "100", "--out", tmp_path], capsys)
+    assert rc == 2 and "asked for shots=100" in err
     from mathforge.data import load_benchmark
 
     with pytest.raises(ValueError, match="limit must be a positive integer"):
@@ -130,3 +132,10 @@ def test_files_that_are_not_utf8_or_empty_are_named(tmp_path, capsys):
     (tmp_path / "d.jsonl").write_bytes(b'{"question": "1+1=", "response": "\xff"}\n')
     rc, err = _run(["train", recipe, "--out", tmp_path / "o"], capsys)
     assert rc == 2 and "d.jsonl:1: not UTF-8 text (byte 0xff" in err
+
+
+def test_training_file_used_as_eval_file_says_why_nothing_is_left(tmp_path, capsys):
+    recipe = _recipe(tmp_path)
+    rc, err = _run(["train", recipe, "--out", tmp_path / "o", "--set", f"data.eval_file='{tmp_path / 'd.jsonl'}'",
+                    "--set", "data.n_eval=10"], capsys)
+    assert rc == 2 and "all 3 training prompts are also held-out prompts" in err

@@ -129,10 +129,13 @@ def load_examples(cfg: Any) -> tuple[list[Example], list[Example]]:
         if dc.eval_file:
             held = read_examples(dc.eval_file, dc.prompt_template, (dc.question_key, dc.response_key))[: dc.n_eval]
     seen = {ex.prompt for ex in held}
+    n_before = len(train)
     train = [ex for ex in train if ex.prompt not in seen]
     if not train:
         where = dc.train_file or f"task {dc.task!r}"
-        raise ValueError(f"{where}: empty training set after holding out {len(held)} examples")
+        why = (f": all {n_before} training prompts are also held-out prompts (held-out prompts are removed from "
+               "training; is data.eval_file the training file?)" if n_before else "")
+        raise ValueError(f"{where}: empty training set after holding out {len(held)} examples{why}")
     return train, held
 
 
