@@ -92,7 +92,7 @@ def test_bf16_checkpoint_finetunes_like_the_fp32_one(tmp_path, checkpoints):
     assert _moved(b0, h1) < 0.5
 
 
-def test_model_is_in_training_mode_at_every_step(tmp_path, checkpoints, monkeypatch):
+def test_model_is_in_training_mode_at_every_step(tmp_path, checkpoints, monkeypatch, capsys):
     from mathforge.train.objectives import get_objective
 
     sft, modes = get_objective("sft"), []
@@ -108,6 +108,7 @@ def test_model_is_in_training_mode_at_every_step(tmp_path, checkpoints, monkeypa
     train(_cfg(tmp_path, "modes", model={"init": str(checkpoints / "fp32")},
                data={"n_eval": 1}, eval={"every": 1, "n_problems": 1, "max_new_tokens": 4}))
     assert modes == [True, True, True]
+    assert "mathforge train: step 2: eval_loss" in capsys.readouterr().err  # in-loop evals are shown too
 
 
 def test_overlong_examples_error_truncate_or_drop(tmp_path):
@@ -121,3 +122,29 @@ def test_overlong_examples_error_truncate_or_drop(tmp_path):
         stats = json.loads((tmp_path / mode / "data_stats.json").read_text())
         assert stats["train_rows"] == kept and stats["overlong"]["train"] == counts
         assert stats["train_tokens"] <= kept * 64
+
+
+def test_checkpoint_of_the_earlier_layout_still_resumes(tmp_path, capsys):
+    """A run whose checkpoint was written before `save_state` (model.pt, optimizer.pt, scheduler.pt,
+    rng_rank0.pt) resumes to the weights of the uninterrupted run."""
+    cfg = _cfg(tmp_path, "run", optim={"max_steps": 4, "lr": 3e-3, "schedule": "cosine"}, checkpoint_every=2)
+    full = _weights(train(cfg))
+    ckpt = tmp_path / "run" / "checkpoints" / "step_0000002"
+    # rewrite the step-2 checkpoint in the earlier layout, then resume from it
+    rng = torch.load(ckpt / "random_states_0.pkl", weights_only=False)
+    torch.save({"python": rng["random_state"], "numpy": rng["numpy_random_seed"], "torch": rng["torch_manual_seed"]},
+               ckpt / "rng_rank0.pt")
+    for new, old in (("pytorch_model.bin", "model.pt"), ("optimizer.bin", "optimizer.pt"),
+                     ("custom_checkpoint_0.pkl", "scheduler.pt")):
+        torch.save(torch.load(ckpt / new, weights_only=False), ckpt / old)
+        (ckpt / new).unlink()
+    (ckpt / "random_states_0.pkl").unlink()
+    state = json.loads((ckpt / "state.json").read_text())
+    del state["format"]
+    (ckpt / "state.json").write_text(json.dumps(state))
+    (tmp_path / "run" / "done.json").unlink()
+    capsys.readouterr()
+    resumed = _weights(train(cfg))
+    assert f"resuming from {ckpt} (step 2 of 4)" in capsys.readouterr().err
+    for key in full:
+        torch.testing.assert_close(resumed[key], full[key], rtol=1e-5, atol=1e-7, msg=key)

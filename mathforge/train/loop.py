@@ -499,6 +499,8 @@ def train(cfg: RunConfig) -> Path:
         if cfg.eval.every and run.step % cfg.eval.every == 0 and run.step < total:
             if record := run.evaluate():
                 logger.log(run.step, record)
+                shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float))
+                bar.write(f"mathforge train: step {run.step}: {shown}", file=sys.stderr)
             run.acc.wait_for_everyone()
         if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < total:
             run.checkpoint()
