@@ -82,6 +82,10 @@ class EvalConfig:
                 raise ValueError(f"EvalConfig.{name} must be an int >= {low}, got {value!r}")
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
             raise ValueError(f"EvalConfig.limit must be a positive int or None, got {self.limit!r}")
+        if not self.temperature >= 0.0:  # checked here, before a model is loaded (also rejects nan)
+            raise ValueError(f"EvalConfig.temperature must be >= 0, got {self.temperature!r}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"EvalConfig.top_p must be in (0, 1], got {self.top_p!r}")
         if self.n > 1 and self.temperature == 0.0:
             raise ValueError("EvalConfig: n > 1 with temperature 0 gives n identical samples; set temperature")
         bad = [k for k in self.ks if not 1 <= k <= self.n]
@@ -272,6 +276,9 @@ def evaluate(cfg: EvalConfig, engine=None, *, progress: bool = False) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     style = get_style(cfg.style)
     problems = {name: load_benchmark(name, cfg.split, limit=cfg.limit) for name in cfg.benchmarks}
+    for name, probs in problems.items():  # too many shots, a style without demos: refused before loading a model
+        if probs:
+            build_prompt(probs[0].question, style, shots=cfg.shots, benchmark=name)
     if engine is None:
         from mathforge.infer import load_engine
 

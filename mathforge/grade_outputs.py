@@ -121,6 +121,8 @@ def read_outputs(path: Path) -> dict[str, dict[str, Any]]:
         pid = str(line[key])
         group = groups.setdefault(pid, {"line": lineno, "samples": [], "fields": line})
         group["samples"].extend(_texts(line, where))
+    if not groups:
+        raise ValueError(f"{path}: no records (the file is empty or holds only blank lines)")
     for pid, group in groups.items():
         indices = [s for s, _ in group["samples"]]
         if all(s is not None for s in indices):

@@ -169,6 +169,21 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(model_dir, runs, tmp_
     assert outputs.read_text().count("\n") == LIMIT
 
 
+def test_ctrl_c_mid_run_says_how_to_resume(model_dir, runs, tmp_path):
+    out = tmp_path / "interrupted"
+    cmd = [sys.executable, "-m", "mathforge", *_eval_args(str(model_dir), "tora", out, "--batch-size", "1")]
+    # a Ctrl-C (SIGINT, sent by the run to itself right after its second append: fault injection)
+    env = {**_env(), "MATHFORGE_TEST_KILL_AFTER_WRITES": "2", "MATHFORGE_TEST_KILL_SIGNAL": "INT"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert "mathforge eval: interrupted" in proc.stderr and "run the same command again to resume" in proc.stderr
+    assert (out / "outputs.jsonl").read_text().count("\n") == 2 and not (out / "metrics.json").exists()
+    assert _main(cmd[3:]) == 0
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert _stable(resumed) == _stable(json.loads((runs / "tora" / "metrics.json").read_text()))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -64,16 +64,46 @@ def run(args: argparse.Namespace) -> int:
     names = [b.strip() for spec in args.benchmarks for b in spec.split(",") if b.strip()]
     model_name = re.sub(r"[^\w.-]+", "_", args.model.rstrip("/").rsplit("#", 1)[-1].rsplit("/", 1)[-1])
     out = args.out or str(Path("runs/eval") / f"{model_name}-{args.style}-{args.shots}shot")
-    cfg = EvalConfig(model=args.model, benchmarks=names, out_dir=out, split=args.split, style=args.style,
-                     shots=args.shots, n=args.n, temperature=args.temperature, top_p=args.top_p,
-                     max_new_tokens=args.max_new_tokens, seed=args.seed, limit=args.limit,
-                     batch_size=args.batch_size, max_rounds=args.max_rounds, exec_timeout=args.exec_timeout,
-                     grade_timeout=args.grade_timeout, profile=args.profile, workers=args.workers,
-                     ks=args.ks or [])
+    try:
+        cfg = EvalConfig(model=args.model, benchmarks=names, out_dir=out, split=args.split, style=args.style,
+                         shots=args.shots, n=args.n, temperature=args.temperature, top_p=args.top_p,
+                         max_new_tokens=args.max_new_tokens, seed=args.seed, limit=args.limit,
+                         batch_size=args.batch_size, max_rounds=args.max_rounds, exec_timeout=args.exec_timeout,
+                         grade_timeout=args.grade_timeout, profile=args.profile, workers=args.workers,
+                         ks=args.ks or [])
+    except ValueError as exc:  # name the flag, not the config field
+        raise ValueError(flag_names(str(exc))) from None
+    if not args.quiet:
+        _print_start(cfg)
     metrics = evaluate(cfg, progress=not args.quiet)
     if not args.quiet:
         _print_summary(metrics, out)
     return 0
+
+
+def flag_names(text: str) -> str:
+    """`EvalConfig.max_new_tokens` -> `--max-new-tokens` in an error message."""
+    import re
+
+    special = {"benchmarks": "--benchmark", "ks": "--k"}
+    text = text.replace("EvalConfig: ", "")
+    return re.sub(r"EvalConfig\.(\w+)", lambda m: special.get(m[1], "--" + m[1].replace("_", "-")), text)
+
+
+def _print_start(cfg) -> None:
+    """The resolved config, and whether this run resumes an earlier one in the same folder."""
+    import dataclasses
+    import sys
+    from pathlib import Path
+
+    values = " ".join(f"{k}={v}" for k, v in dataclasses.asdict(cfg).items() if k not in ("model", "out_dir"))
+    print(f"mathforge eval: {cfg.model} -> {cfg.out_dir}\n  {values}", file=sys.stderr)
+    outputs = Path(cfg.out_dir) / "outputs.jsonl"
+    if outputs.is_file():
+        with outputs.open("rb") as fh:
+            n = sum(1 for line in fh if line.strip())
+        print(f"mathforge eval: resuming: {n} outputs already in {outputs} are kept (another --out starts afresh)",
+              file=sys.stderr)
 
 
 def _print_summary(metrics: dict, out: str) -> None:
