@@ -20,7 +20,9 @@ lengths are geometric and particles wait on each other far more than a trained m
 
 `tsmc_over_sampling_time` = tsmc / the faster sampling side; `reuse_speedup` = tsmc_reencode / tsmc
 (wall times, best of `--repeats` interleaved runs). CPU seconds of this process are printed beside
-them (`*_cpu`), which a loaded machine disturbs less than wall time.
+them (`*_cpu`), which a loaded machine disturbs less than wall time. `value_share_of_tsmc`: the
+fraction of TSMC's wall time spent in value-model reads (a floor on the ratio: sampling cost plus
+that share can only be beaten by reading fewer value tokens).
 Usage:
     python bench/search.py                         # trained nano generator (trains it on the first run)
     python bench/search.py --random                # untrained micro model, words as steps
@@ -135,6 +137,8 @@ def main() -> None:
                 continue
             row["generated_tokens"] = sum(r.cost["generated_tokens"] for r in res)
             row["value_tokens"] = sum(r.cost["value_tokens"] for r in res)
+            if t <= row["seconds"]:  # the value-model share of the best run
+                row["value_share"] = sum(r.cost["value_s"] for r in res) / t
             if name.startswith("tsmc"):
                 groups = [g for r in res for g in r.extra["groups"]]
                 row["resamplings_per_group"] = sum(g["resamplings"] for g in groups) / len(groups)
@@ -154,6 +158,7 @@ def main() -> None:
                "cpu_seconds": {k: round(v["cpu_seconds"], 3) for k, v in rows.items()},
                "generated_tokens": {k: v["generated_tokens"] for k, v in rows.items()},
                "value_tokens": {k: v.get("value_tokens", 0) for k, v in rows.items()},
+               "value_share_of_tsmc": round(rows["tsmc"]["value_share"], 3),
                "tsmc_over_sampling_time": ratio("tsmc", fast),
                "tsmc_over_engine_sampling_time": ratio("tsmc", "sample_engine"),
                "reuse_speedup": ratio("tsmc_reencode", "tsmc"),

@@ -26,6 +26,7 @@ new rows so copies made by resampling draw from their own streams.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,7 @@ class StepState:
     gens: dict[tuple, torch.Generator]
     generated_tokens: int = 0  # every token sampled (compute)
     value_tokens: int = 0  # every token the value model read, prompts included
+    value_seconds: float = 0.0  # wall time spent in value-model reads (`score`)
 
     @property
     def finished(self) -> bool:
@@ -256,10 +258,12 @@ class StepGenerator:
             raise ValueError("StepGenerator.score needs a value model")
         if any(not state.rows[i].tokens for i in rows):
             raise ValueError("score: a row has generated no token yet")
+        t0 = time.perf_counter()
         with torch.inference_mode():
             h = self._reencode(state, rows) if reencode else self._score_cached(state, rows)
             if not reencode:
                 self._drop_scored(state)
+        state.value_seconds += time.perf_counter() - t0
         return h
 
     def _score_cached(self, state: StepState, rows: list[int]) -> torch.Tensor:

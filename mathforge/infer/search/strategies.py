@@ -22,11 +22,11 @@ from mathforge.infer.search.tsmc import FINAL_RULES, TSMCConfig, final_weights, 
 from mathforge.infer.stepwise import StepConfig, StepGenerator
 from mathforge.infer.types import SamplingParams
 
-# TSMC scores and resamples the groups at a boundary once half of the live groups are, or 8 decoding
+# TSMC scores and resamples the groups at a boundary once all live groups are, or 8 decoding
 # steps after the first one was: fewer, larger value-model calls, and particles of a slow group do not
-# hold up the others for long. Measured best of (0, 0.25, 0.5, 1) x (0, 2, 4, 8) on bench/search.py's
+# hold up the others for long. Measured best of (0, 0.5, 1) x (0, 2, 4, 8) on bench/search.py's
 # two workloads. It changes when work is done, never the result (groups do not interact).
-MIN_READY, PATIENCE = 0.5, 8
+MIN_READY, PATIENCE = 1.0, 8
 STRATEGIES = ("sample", "bon", "wvote", "beam", "tsmc")
 NEEDS_VALUE = {"bon", "wvote", "beam", "tsmc"}
 
@@ -149,6 +149,7 @@ class Searcher:
         for res in results:  # batch cost, shared out by samples
             share = len(res.samples) / total
             res.cost = {"generated_tokens": state.generated_tokens * share, "value_tokens": state.value_tokens * share,
+                        "value_s": state.value_seconds * share,
                         "wall_s": wall * share, **res.cost}
         return results
 
