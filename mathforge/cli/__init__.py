@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "synth": "synth",
     "value-data": "value_data",
     "tsmc-experiment": "tsmc_experiment",
+    "seeds": "seeds",
 }
 
 # What a re-run of an interrupted command does with the work already on disk.
@@ -31,6 +32,7 @@ RESUME_HINTS = {
     "train": "Run the same command again to resume from the last checkpoint (--no-resume starts over).",
     "eval": "Outputs of finished batches are kept; run the same command again to resume.",
     "grade": "Graded problems are kept; run the same command again to resume.",
+    "seeds": "Finished runs are kept; run the same command again to resume.",
 }
 
 
