@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "value-data": "value_data",
     "tsmc-experiment": "tsmc_experiment",
     "seeds": "seeds",
+    "difficulty": "difficulty",
 }
 
 # What a re-run of an interrupted command does with the work already on disk.
@@ -33,6 +34,7 @@ RESUME_HINTS = {
     "eval": "Outputs of finished batches are kept; run the same command again to resume.",
     "grade": "Graded problems are kept; run the same command again to resume.",
     "seeds": "Finished runs are kept; run the same command again to resume.",
+    "difficulty": "Estimated examples are kept; run the same command again to resume.",
 }
 
 
