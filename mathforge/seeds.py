@@ -78,12 +78,15 @@ def final_eval(run_dir: Path) -> dict[str, Any]:
 
 
 def run_seeds(recipe: str | Path, seeds: list[int], out: str | Path, *, overrides: dict[str, Any] | None = None,
-              compare: dict[str, Any] | None = None, metric: str = "accuracy") -> dict[str, Any]:
+              compare: dict[str, Any] | None = None, metric: str = "accuracy", jobs: int = 1) -> dict[str, Any]:
     """Train `recipe` once per seed (arm `base`) and, with `compare`, once more per seed with those
-    overrides (arm `variant`); returns and writes the summary."""
+    overrides (arm `variant`); returns and writes the summary. `jobs` > 1 trains that many runs at
+    once, one single-threaded process each."""
     from mathforge.train.config import load_recipe
     from mathforge.train.loop import train
 
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}")
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds must list distinct seeds, got {seeds}")
     out = Path(out)
@@ -94,9 +97,20 @@ def run_seeds(recipe: str | Path, seeds: list[int], out: str | Path, *, override
     configs = {(arm, s): load_recipe(recipe, {**table, "seed": s, "out_dir": str(out / arm / f"seed-{s}")},
                                      override_label="--set/--compare")
                for arm, table in arms.items() for s in seeds}
+    if jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        for cfg in configs.values():
+            cfg.threads, cfg.progress = 1, False
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for future in [pool.submit(train, cfg) for cfg in configs.values()]:
+                future.result()
+    else:
+        for cfg in configs.values():
+            train(cfg)
     runs: dict[str, dict[int, Any]] = {arm: {} for arm in arms}
     for (arm, s), cfg in configs.items():
-        train(cfg)
         runs[arm][s] = final_eval(Path(cfg.out_dir))
     result: dict[str, Any] = {
         "recipe": str(recipe), "seeds": list(seeds), "overrides": arms["base"], "compare": compare or {},

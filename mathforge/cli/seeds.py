@@ -28,6 +28,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key in both arms (repeatable)")
     p.add_argument("--out", type=Path, required=True, help="output folder (one run folder per arm and seed)")
+    p.add_argument("--jobs", type=int, default=1, help="runs trained at once, one single-threaded process each")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = dict(parse_override(t) for t in args.overrides)
     compare = dict(parse_override(t) for t in args.compare)
-    result = run_seeds(args.recipe, args.seeds, args.out, overrides=overrides, compare=compare or None)
+    result = run_seeds(args.recipe, args.seeds, args.out, overrides=overrides, compare=compare or None,
+                       jobs=args.jobs)
     print((args.out / "seeds.md").read_text())
     return 0 if result else 1
