@@ -4,8 +4,9 @@ re-encoding every prefix (what the original TSMC code does), side by side in one
 Same generator, same value model, same prompts, same sampling settings (temperature, top-k, budget)
 and seeds on every side:
 
-* `sample_engine`: N samples per problem with `HFEngine.generate` (shared-prefix decoding), what a
-  user runs for majority voting;
+* `hf_generate`: N samples per problem with transformers' `model.generate` (one call), what a user
+  without mathforge runs for majority voting;
+* `sample_engine`: the same with `HFEngine.generate` (shared-prefix decoding, per-row stopping);
 * `sample_step`: the same N samples through `StepGenerator` without boundaries (the engine TSMC uses);
 * `tsmc`: TSMC (groups of M, `stop_steps` rounds) with the value model reading each token once;
 * `tsmc_reencode`: the same TSMC, the value model re-encoding prompt + prefix at every round.
@@ -18,7 +19,8 @@ model: same size, same reads). Prompts are held-out `arith_steps` problems. `--r
 stress case of earlier versions instead: an untrained `micro` model whose steps are words, so step
 lengths are geometric and particles wait on each other far more than a trained model's do.
 
-`tsmc_over_sampling_time` = tsmc / the faster sampling side; `reuse_speedup` = tsmc_reencode / tsmc
+`tsmc_over_sampling_time` = tsmc / the faster mathforge sampling side (the bar; against HF `generate`
+it is `tsmc_over_hf_generate_time`); `reuse_speedup` = tsmc_reencode / tsmc
 (wall times, best of `--repeats` interleaved runs). CPU seconds of this process are printed beside
 them (`*_cpu`), which a loaded machine disturbs less than wall time. `value_share_of_tsmc`: the
 fraction of TSMC's wall time spent in value-model reads (a floor on the ratio: sampling cost plus
@@ -123,7 +125,19 @@ def main() -> None:
             return s.run(ids)
 
     engine = HFEngine(model, tok, batch_size=len(ids) * args.n)
-    sides = {"sample_engine": lambda: engine.generate(prompts, n=args.n, params=params),
+
+    def hf_generate():
+        """What a user without mathforge runs for majority voting: transformers' `generate`, one call."""
+        tok.padding_side = "left"
+        enc = tok(prompts, return_tensors="pt", padding=True)
+        with torch.inference_mode():
+            out = model.generate(**enc, do_sample=True, temperature=params.temperature, top_k=params.top_k,
+                                 max_new_tokens=params.max_new_tokens, num_return_sequences=args.n,
+                                 pad_token_id=tok.pad_token_id)[:, enc.input_ids.shape[1]:]  # [P * n, new]
+        eos = tok.eos_token_id
+        return [[type("C", (), {"n_tokens": r.index(eos) + 1 if eos in r else len(r)})] for r in out.tolist()]
+
+    sides = {"hf_generate": hf_generate, "sample_engine": lambda: engine.generate(prompts, n=args.n, params=params),
              "sample_step": lambda: search("sample"), "tsmc": lambda: search("tsmc"),
              "tsmc_reencode": lambda: search("tsmc", True)}
     rows = {name: {"seconds": float("inf"), "cpu_seconds": float("inf")} for name in sides}
@@ -132,7 +146,7 @@ def main() -> None:
             t, c, res = timed(fn)
             row = rows[name]
             row["seconds"], row["cpu_seconds"] = min(row["seconds"], t), min(row["cpu_seconds"], c)
-            if name == "sample_engine":
+            if name in ("sample_engine", "hf_generate"):
                 row["generated_tokens"] = sum(c.n_tokens for r in res for c in r)
                 continue
             row["generated_tokens"] = sum(r.cost["generated_tokens"] for r in res)
@@ -161,6 +175,7 @@ def main() -> None:
                "value_share_of_tsmc": round(rows["tsmc"]["value_share"], 3),
                "tsmc_over_sampling_time": ratio("tsmc", fast),
                "tsmc_over_engine_sampling_time": ratio("tsmc", "sample_engine"),
+               "tsmc_over_hf_generate_time": ratio("tsmc", "hf_generate"),
                "reuse_speedup": ratio("tsmc_reencode", "tsmc"),
                "tsmc_over_sampling_cpu": ratio("tsmc", fast_cpu, "cpu_seconds"),
                "reuse_speedup_cpu": ratio("tsmc_reencode", "tsmc", "cpu_seconds")}
