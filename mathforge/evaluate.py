@@ -367,11 +367,12 @@ def regrade(path: Path, cfg: EvalConfig, pool: GradePool) -> tuple[list[dict], d
 
 
 def compute_metrics(records: list[dict], *, ks: list[int], seed: int = 0, pool: GradePool | None = None,
-                    n_boot: int = 1000, timeout: float = 3.0) -> dict:
-    """Per benchmark: accuracy of the first sample with a bootstrap 95% CI over problems (Wilson too),
-    maj@k and unbiased pass@k for every k, flag counts and rates, breakdowns by level and type (same
-    first-sample column), verdict counts with grader timeouts apart from wrong answers, token counts and
-    generation throughput; plus the unweighted average."""
+                    timeout: float = 3.0) -> dict:
+    """Per benchmark, as fractions (the unit of every mathforge JSON): accuracy of the first sample
+    with its Wilson 95% CI, mean sample accuracy, maj@k and unbiased pass@k for every k, flag counts
+    and rates, breakdowns by level and type (same first-sample column), verdict counts with grader
+    timeouts apart from wrong answers, token counts and generation throughput; plus the unweighted
+    average. Key names are those of `mathforge grade`'s summary (`summarize_matrix`)."""
     from mathforge.grading import breakdown
     from mathforge.grading.metrics import summarize_matrix
 
@@ -379,7 +380,7 @@ def compute_metrics(records: list[dict], *, ks: list[int], seed: int = 0, pool: 
     for r in records:
         grouped.setdefault(r["dataset"], {}).setdefault(r["idx"], []).append(r)
     pool = pool or GradePool(1)
-    result: dict[str, Any] = {"benchmarks": {}}
+    result: dict[str, Any] = {"unit": "fraction", "benchmarks": {}}
     for name, by_problem in grouped.items():
         rows = [sorted(v, key=lambda r: r["sample_id"]) for v in by_problem.values()]
         n = min(len(row) for row in rows)
@@ -392,35 +393,32 @@ def compute_metrics(records: list[dict], *, ks: list[int], seed: int = 0, pool: 
                                              "question": row[0].get("question"), "timeout": timeout}
                                             for a, row in zip(answers, rows, strict=True)])
                   if n > 1 else [[0 if a[0] else None] for a in answers])
-        summary = summarize_matrix(correct, labels, seed=seed, ks=ks, n_boot=n_boot, timed_out=timed_out)
+        summary = summarize_matrix(correct, labels, seed=seed, ks=ks, timed_out=timed_out)
         samples = [r for row in rows for r in row]
         gen_s = sum(r["timing"]["generate_s"] for r in samples)
         toks = sum(r["tokens"]["generated"] for r in samples)
-        pct = lambda x: round(100.0 * x, 2)  # noqa: E731
         result["benchmarks"][name] = {
-            "num_problems": len(rows), "num_samples": len(samples), "n": n,
-            "accuracy": round(100.0 * summary["accuracy"], 1),
-            "accuracy_ci": [pct(x) for x in summary["ci95_bootstrap"]],
-            "accuracy_ci_wilson": [pct(x) for x in summary["ci95_wilson"]],
+            "n_problems": len(rows), "n_samples": len(samples), "n": n,
+            "accuracy": summary["accuracy"], "ci95_wilson": summary["ci95_wilson"],
+            "sample_accuracy": summary["sample_accuracy"],
             "verdicts": summary["verdicts"], "sample_verdicts": summary["sample_verdicts"],
-            "maj_at_k": {str(k): pct(v) for k, v in summary["maj_at_k"].items()},
-            "pass_at_k": {str(k): pct(v) for k, v in summary["pass_at_k"].items()},
+            "maj_at_k": {str(k): v for k, v in summary["maj_at_k"].items()},
+            "pass_at_k": {str(k): v for k, v in summary["pass_at_k"].items()},
             "flags": {f: {"count": sum(bool(r["flags"].get(f)) for r in samples),
-                          "rate": round(sum(bool(r["flags"].get(f)) for r in samples) / len(samples), 4)}
+                          "rate": sum(bool(r["flags"].get(f)) for r in samples) / len(samples)}
                       for f in (*FLAG_NAMES, "call_limit")},
-            "by_level": _pct_table(breakdown(first, "meta.level")),
-            "by_type": _pct_table(breakdown(first, "meta.type")),
+            "by_level": _breakdown_table(breakdown(first, "meta.level")),
+            "by_type": _breakdown_table(breakdown(first, "meta.type")),
             "tokens_generated": toks, "mean_generated_tokens": round(toks / len(samples), 1),
             "generate_seconds": round(gen_s, 3), "tokens_per_second": round(toks / gen_s, 2) if gen_s else 0.0,
         }
     accs = [m["accuracy"] for m in result["benchmarks"].values()]
-    result["average_accuracy"] = round(sum(accs) / len(accs), 1) if accs else None
+    result["average_accuracy"] = sum(accs) / len(accs) if accs else None
     return result
 
 
-def _pct_table(table: dict) -> dict:
-    """breakdown() output as {str(key): {n, correct, accuracy %}}; no table when nobody has the field."""
+def _breakdown_table(table: dict) -> dict:
+    """breakdown() output as {str(key): {n, correct, accuracy}}; no table when nobody has the field."""
     if list(table) == [None]:
         return {}
-    return {str(k): {"n": v["n"], "correct": v["correct"], "accuracy": round(100.0 * v["accuracy"], 1)}
-            for k, v in table.items()}
+    return {str(k): {"n": v["n"], "correct": v["correct"], "accuracy": v["accuracy"]} for k, v in table.items()}

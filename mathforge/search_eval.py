@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mathforge.grading.metrics import wilson_interval
 from mathforge.infer.search import STRATEGIES, SearchConfig
 
 OUTPUTS, METRICS, MANIFEST = "outputs.jsonl", "metrics.json", "manifest.json"
@@ -188,23 +189,14 @@ def read_outputs(path: Path, *, repair: bool = False) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------ metrics
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 0.0)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (centre - half, centre + half)
-
-
 def summarize(records: list[dict], cfg: SearchEvalConfig) -> dict[str, Any]:
     n = len(records)
     k = sum(r["correct"] for r in records)
     samples = [s for r in records for s in r["samples"]]
-    lo, hi = wilson(k, n)
+    lo, hi = wilson_interval(k, n)
     out: dict[str, Any] = {
-        "strategy": cfg.strategy, "n": cfg.n, "problems": n,
-        "accuracy": k / n if n else 0.0, "accuracy_ci95": [lo, hi],
+        "strategy": cfg.strategy, "n": cfg.n, "n_problems": n,
+        "accuracy": k / n if n else 0.0, "ci95_wilson": [lo, hi],
         "pass_at_n": sum(any(s["correct"] for s in r["samples"]) for r in records) / max(n, 1),
         "sample_accuracy": sum(s["correct"] for s in samples) / max(len(samples), 1),
         "truncation_rate": sum(s["finish"] == "length" for s in samples) / max(len(samples), 1),

@@ -77,24 +77,28 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(metrics: dict, out: str) -> None:
-    from rich.console import Console
+    """metrics.json (fractions) as a table in percent; accuracy with its Wilson 95% CI, the mean
+    accuracy over all n samples, and maj/pass at the largest k."""
     from rich.table import Table
+
+    from mathforge.cli._tables import print_table
 
     g = metrics.get("grading", {})
     table = Table(title=f"mathforge eval -> {out}",
                   caption=f"grader profile {g.get('profile')}, {g.get('grader_version')}; re-graded now: "
                           f"{g.get('regraded_stale', 0)} stale, {g.get('timeouts_retried', 0)} timeouts retried")
-    for col in ("benchmark", "problems", "acc %", "95% CI", "wrong", "timeout", "maj@k", "pass@k", "no answer",
-                "tok/s"):
+    for col in ("benchmark", "problems", "acc % [95% Wilson]", "mean@n %", "wrong", "timeout", "maj@k %",
+                "pass@k %", "no answer", "tok/s"):
         table.add_column(col, no_wrap=True)
     for name, m in metrics["benchmarks"].items():
         k = str(max(int(x) for x in m["pass_at_k"]))
-        lo, hi = m["accuracy_ci"]
-        table.add_row(name, str(m["num_problems"]), f"{m['accuracy']:.1f}", f"[{lo:.1f},{hi:.1f}]",
+        lo, hi = m["ci95_wilson"]
+        table.add_row(name, str(m["n_problems"]), f"{100 * m['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]",
+                      f"{100 * m['sample_accuracy']:.1f} (n={m['n']})",
                       str(m["verdicts"]["wrong"]), str(m["verdicts"]["timeout"]),
-                      f"@{k} {m['maj_at_k'][k]:.1f}", f"@{k} {m['pass_at_k'][k]:.1f}",
+                      f"@{k} {100 * m['maj_at_k'][k]:.1f}", f"@{k} {100 * m['pass_at_k'][k]:.1f}",
                       f"{100 * m['flags']['extraction_failed']['rate']:.1f}%", f"{m['tokens_per_second']:.1f}")
-    Console().print(table)
+    print_table(table)
 
 
 def _run_search(args: argparse.Namespace) -> int:
@@ -113,8 +117,8 @@ def _run_search(args: argparse.Namespace) -> int:
                            batch_size=args.batch_size, threads=args.threads)
     metrics = evaluate_search(cfg, progress=not args.quiet)
     if not args.quiet:
-        lo, hi = metrics["accuracy_ci95"]
+        lo, hi = metrics["ci95_wilson"]
         print(f"{args.strategy} n={args.n}: accuracy {100 * metrics['accuracy']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] "
-              f"on {metrics['problems']} problems, pass@n {100 * metrics['pass_at_n']:.1f}%, "
+              f"on {metrics['n_problems']} problems, pass@n {100 * metrics['pass_at_n']:.1f}%, "
               f"{metrics['generated_tokens_per_problem']:.0f} generated tokens/problem -> {out}")
     return 0

@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
                         "math-evaluation-harness rules), math-verify, ... (mathforge.grading.profiles)")
     p.add_argument("--restart", action="store_true", help="discard verdicts of an earlier run in --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--seed", type=int, default=0, help="seed of the maj@k subsets and the bootstrap")
+    p.add_argument("--seed", type=int, default=0, help="seed of the maj@k subsets")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,14 +60,14 @@ def print_summary(summary: dict, out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from mathforge.cli._tables import print_table
+
     console = Console()
     lo, hi = summary["ci95_wilson"]
-    blo, bhi = summary["ci95_bootstrap"]
     table = Table(title=f"mathforge grade — {summary['n_problems']} problems, {summary['n_samples']} samples")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("accuracy (sample 0) %", f"{_pct(summary['accuracy'])}  [{_pct(lo)}, {_pct(hi)}] Wilson 95%")
-    table.add_row("", f"[{_pct(blo)}, {_pct(bhi)}] bootstrap 95%")
     table.add_row("mean sample accuracy %", _pct(summary["sample_accuracy"]))
     for k, v in summary["pass_at_k"].items():
         table.add_row(f"pass@{k} %", _pct(v))
@@ -81,12 +81,12 @@ def print_summary(summary: dict, out: Path) -> None:
     table.add_row("re-graded now: stale / timeouts retried",
                   f"{run.get('regraded_stale', 0)} / {run.get('timeouts_retried', 0)}")
     table.add_row("grader profile / version", f"{summary['profile']} / {summary['grader_version']}")
-    console.print(table)
+    print_table(table, console)
     for field, groups in summary.get("breakdown", {}).items():
         sub = Table(title=f"accuracy by {field} (sample 0)")
         for col in (field, "n", "accuracy %"):
             sub.add_column(col, justify="right" if col != field else "left")
         for key, g in groups.items():
             sub.add_row(key, str(g["n"]), _pct(g["accuracy"]))
-        console.print(sub)
+        print_table(sub, console)
     console.print(f"verdicts and summary.json in {out}")
