@@ -1,6 +1,7 @@
 """`mathforge eval`: run a model on benchmarks with a prompt style and write outputs, metrics, manifest.
 
-A thin wrapper over `mathforge.evaluate.evaluate` (methods.md §g); with `--strategy` (sample, bon,
+Benchmarks are shipped names, your own JSONL/JSON files (with --question-field/--answer-field) or
+`task:NAME` generators. A thin wrapper over `mathforge.evaluate.evaluate` (methods.md §g); with `--strategy` (sample, bon,
 wvote, beam, tsmc) over `mathforge.search_eval.evaluate_search` (methods.md §e.9), on a benchmark or a
 step-formatted `--task`. Re-running the same command on the same `--out` folder resumes a killed run.
 """
@@ -13,12 +14,31 @@ import argparse
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("eval", help="evaluate a model on math benchmarks (resumable)",
                               description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="a local HF folder, `openai:URL#model`, `vllm:PATH` ...")
+    p.add_argument("--model", required=True,
+                   help="a local HF folder, a pretrained name (smollm2-135m-instruct), `openai:URL#MODEL` "
+                        "(a server's /v1/completions), `openai-chat:URL#MODEL` (its /v1/chat/completions: "
+                        "the server applies the chat template), or `vllm:PATH`")
     p.add_argument("--benchmark", action="append", dest="benchmarks", default=[],
-                   help="benchmark name (repeat or comma-separate for several), e.g. gsm8k,math500")
+                   help="what to evaluate on (repeat or comma-separate for several): a shipped benchmark "
+                        "(gsm8k,math500), a JSONL/JSON file of your own, or a task generator task:NAME "
+                        "(task:arithmetic; with --task-seed and --task-args)")
+    p.add_argument("--chat", action=argparse.BooleanOptionalAction, default=None,
+                   help="send each prompt as one user turn through the model's chat template (default: "
+                        "when the local model's tokenizer has one; recorded in the manifest)")
+    f = p.add_argument_group("your own problem file (--benchmark FILE.jsonl)")
+    f.add_argument("--question-field", default="question", help="field (dotted path) of the question")
+    f.add_argument("--answer-field", default="answer", help="field (dotted path) of the gold answer")
+    f.add_argument("--id-field", default=None, help="field naming each problem (default: its line number from 0)")
+    f.add_argument("--answer-rule", default=None,
+                   help="how to read the answer field: raw (default), number, gsm8k (after ####), boxed, choice")
     p.add_argument("--split", default="test")
     p.add_argument("--style", default="cot", help="prompt style (see `mathforge show-prompt --list`)")
     p.add_argument("--shots", type=int, default=0, help="few-shot demos before the question")
+    p.add_argument("--shots-from", default=None,
+                   help="where the demos come from: the style's own (default), `train` (the benchmark's train "
+                        "split) or a JSONL/JSON file with question, solution and answer fields")
+    p.add_argument("--shot-ids", default=None, help="comma-separated indices of the demos in --shots-from "
+                                                      "(default: the first --shots)")
     p.add_argument("--n", type=int, default=1, help="samples per problem")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--top-p", type=float, default=1.0)
@@ -35,13 +55,17 @@ def add_parser(subparsers) -> None:
                         "re-grades the stored outputs")
     p.add_argument("--workers", type=int, default=None, help="grading/sandbox processes (default: CPUs)")
     p.add_argument("--k", type=int, action="append", dest="ks", default=None, help="k for maj@k / pass@k")
-    p.add_argument("--out", default=None, help="run folder (default runs/eval/<model>-<style>-<shots>shot)")
+    p.add_argument("--out", default=None,
+                   help="run folder (default: runs/eval/<model>-<benchmarks>-<style>-<shots>shot-<decoding>"
+                        "[-limitN]-<hash of every setting that changes a result>, one folder per evaluation)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
     s = p.add_argument_group("inference-time search (methods.md §e; step-formatted prompts)")
     s.add_argument("--strategy", default=None, help="sample | bon | wvote | beam | tsmc")
     s.add_argument("--value-model", default=None, help="value-model folder (bon, wvote, beam, tsmc)")
     s.add_argument("--task", default=None, help="a step-formatted task instead of a benchmark, e.g. arith_steps")
-    s.add_argument("--task-seed", type=int, default=2, help="seed of the held-out task problems")
+    s.add_argument("--task-seed", type=int, default=None,
+                   help="seed of the task problems (default: 0 for --benchmark task:NAME, a training run's "
+                        "held-out draw with seed 0; 2 for --strategy --task)")
     s.add_argument("--task-args", default="{}", help='task keyword arguments as JSON, e.g. \'{"digits": 1}\'')
     s.add_argument("--m", type=int, default=4, help="TSMC group size / beam expansion")
     s.add_argument("--stop-steps", type=int, default=5)
@@ -52,8 +76,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import re
-    from pathlib import Path
+    import json
 
     from mathforge.evaluate import EvalConfig, evaluate
 
@@ -62,17 +85,23 @@ def run(args: argparse.Namespace) -> int:
     if not args.benchmarks:
         raise ValueError("give --benchmark (or --strategy with --task)")
     names = [b.strip() for spec in args.benchmarks for b in spec.split(",") if b.strip()]
-    model_name = re.sub(r"[^\w.-]+", "_", args.model.rstrip("/").rsplit("#", 1)[-1].rsplit("/", 1)[-1])
-    out = args.out or str(Path("runs/eval") / f"{model_name}-{args.style}-{args.shots}shot")
-    cfg = EvalConfig(model=args.model, benchmarks=names, out_dir=out, split=args.split, style=args.style,
+    try:
+        shot_ids = [int(x) for x in args.shot_ids.split(",")] if args.shot_ids else []
+        task_args = json.loads(args.task_args)
+    except ValueError as exc:
+        raise ValueError(f"--shot-ids / --task-args: {exc}") from None
+    cfg = EvalConfig(model=args.model, benchmarks=names, out_dir=args.out, split=args.split, style=args.style,
                      shots=args.shots, n=args.n, temperature=args.temperature, top_p=args.top_p,
                      max_new_tokens=args.max_new_tokens, seed=args.seed, limit=args.limit,
                      batch_size=args.batch_size, max_rounds=args.max_rounds, exec_timeout=args.exec_timeout,
                      grade_timeout=args.grade_timeout, profile=args.profile, workers=args.workers,
-                     ks=args.ks or [])
+                     ks=args.ks or [], chat=args.chat, question_field=args.question_field,
+                     answer_field=args.answer_field, id_field=args.id_field, answer_rule=args.answer_rule,
+                     task_seed=0 if args.task_seed is None else args.task_seed, task_args=task_args,
+                     shots_from=args.shots_from, shot_ids=shot_ids)
     metrics = evaluate(cfg, progress=not args.quiet)
     if not args.quiet:
-        _print_summary(metrics, out)
+        _print_summary(metrics, cfg.out_dir)
     return 0
 
 
@@ -109,7 +138,8 @@ def _run_search(args: argparse.Namespace) -> int:
     bench = ",".join(args.benchmarks) or None
     out = args.out or f"runs/search/{args.strategy}-n{args.n}"
     cfg = SearchEvalConfig(model=args.model, out_dir=out, strategy=args.strategy, value_model=args.value_model,
-                           benchmark=bench, split=args.split, task=args.task, task_seed=args.task_seed,
+                           benchmark=bench, split=args.split, task=args.task,
+                           task_seed=2 if args.task_seed is None else args.task_seed,
                            task_args=json.loads(args.task_args),
                            limit=args.limit, n=args.n, m=args.m, stop_steps=args.stop_steps, beta=args.beta,
                            ess_threshold=args.ess_threshold, temperature=args.temperature or 0.8, top_k=args.top_k,

@@ -1,4 +1,4 @@
-"""`mathforge grade OUTPUTS.jsonl (--benchmark NAME | --gold-field FIELD)`: grade model outputs.
+"""`mathforge grade OUTPUTS.jsonl [--benchmark NAME | --gold-field FIELD]`: grade model outputs.
 
 Thin wrapper over `mathforge.grade_outputs.grade_outputs`; the accepted file shapes are listed in
 that module's docstring. Library code is imported inside `run()` only.
@@ -13,14 +13,20 @@ from pathlib import Path
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "grade", help="grade a JSONL file of model outputs (resumable, parallel)",
-        description="Grade model outputs against a shipped benchmark or a gold field of each line. "
+        description="Grade model outputs against a shipped benchmark, a gold field of each line, or (an "
+                    "outputs.jsonl of `mathforge eval`, several benchmarks included) each line's dataset. "
                     "Accepted lines: {id|idx, responses: [...]} or {id|idx, response[, sample]} "
-                    "(also generation(s)/completion(s)). Writes verdicts.jsonl, summary.json, run.json; "
-                    "re-running resumes.")
+                    "(also generation(s)/completion(s)); other layouts: --response-field, --id-field. "
+                    "Writes verdicts.jsonl, summary.json, run.json; re-running resumes.")
     p.add_argument("outputs", type=Path, help="JSONL of model outputs")
-    gold = p.add_mutually_exclusive_group(required=True)
+    gold = p.add_mutually_exclusive_group()
     gold.add_argument("--benchmark", help="shipped benchmark whose problem ids the outputs use (0-based index)")
     gold.add_argument("--gold-field", help="field (dotted path) of each line holding the gold answer")
+    p.add_argument("--response-field", default=None,
+                   help="field (dotted path) of the response text or list of texts (default: response(s), "
+                        "generation(s) or completion(s))")
+    p.add_argument("--id-field", default=None,
+                   help="field (dotted path) naming the problem (default: id or idx, else the line number)")
     p.add_argument("--split", default="test", help="benchmark split (default: test)")
     p.add_argument("--answer-rule", default=None,
                    help="how to read --gold-field: raw (default), number, gsm8k (after ####), boxed, choice")
@@ -43,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = args.out or args.outputs.with_name(args.outputs.stem + ".graded")
     cfg = GradeConfig(outputs=args.outputs, out_dir=out, benchmark=args.benchmark, split=args.split,
-                      gold_field=args.gold_field, answer_rule=args.answer_rule, style=args.style,
+                      gold_field=args.gold_field, response_field=args.response_field, id_field=args.id_field,
+                      answer_rule=args.answer_rule, style=args.style,
                       workers=args.workers, chunk_size=args.chunk_size, timeout=args.timeout,
                       profile=args.profile, restart=args.restart, progress=not args.no_progress, seed=args.seed)
     summary = grade_outputs(cfg)

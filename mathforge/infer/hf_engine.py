@@ -235,11 +235,24 @@ def encode_prompts(tokenizer, prompts: list[str], *, chat: bool) -> list[list[in
     return [tokenizer(p)["input_ids"] for p in prompts]
 
 
+# For a model whose tokenizer has no chat template (every model mathforge trains from scratch): the
+# turns' texts back to back with no role markers, so one user message is exactly the prompt the model
+# was trained on (the tokenizer adds BOS as it does for any prompt).
+PLAIN_CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['content'] }}{% if m['role'] != 'user' %}\n\n{% endif %}{% endfor %}"
+)
+
+
 def chat_ids(tokenizer, messages: list[dict]) -> list[int]:
-    """Render a conversation with the tokenizer's chat template, ready for the assistant's turn."""
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    # The template already carries BOS and role markers: add no special tokens twice.
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+    """Render a conversation with the tokenizer's chat template, ready for the assistant's turn; a
+    tokenizer without one gets `PLAIN_CHAT_TEMPLATE`."""
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        # The template already carries BOS and role markers: add no special tokens twice.
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+    text = tokenizer.apply_chat_template(messages, chat_template=PLAIN_CHAT_TEMPLATE, tokenize=False,
+                                         add_generation_prompt=True)
+    return tokenizer(text)["input_ids"]
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

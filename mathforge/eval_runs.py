@@ -1,0 +1,100 @@
+"""Run folders of `mathforge eval`: default names that never collide, and the same-run check.
+
+A default folder is `runs/eval/<model>-<benchmarks>-<style>-<shots>shot-<decoding>[-limitN]-<hash>`:
+the readable part names what a person looks for (a trained model's `<run>/model` is named by its
+run, `sft-model`), and the hash covers every setting that changes a result (the model's absolute
+path, benchmarks and their data source, split, limit, prompt, chat template, few-shot source,
+decoding, n, seed, grading of program styles), so two different evaluations never share a folder
+and the same command finds its folder again to resume. Settings that change no result (batch size,
+workers, grading profile and timeout: a new profile re-grades) are left out.
+
+The same-run check runs before any model is loaded: resuming a folder with other settings is an
+error at once, not after minutes of loading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+ROOT = Path("runs/eval")
+# Config keys that may change between a run and its resumption without changing any generation:
+# another profile re-grades the stored records at `finalize` (their grade keys differ); another
+# grade timeout applies to what is graded from then on, recorded timeouts included.
+VOLATILE_KEYS = {"out_dir", "batch_size", "workers", "profile", "grade_timeout"}
+GENERIC_LEAVES = {"model", "final", "best", "last", "hf", "export"}
+
+
+def _slug(text: str, limit: int = 40) -> str:
+    s = re.sub(r"[^\w.+-]+", "_", text).strip("_.") or "x"
+    return s[:limit]
+
+
+def model_label(spec: str) -> str:
+    """A short readable name for a model spec: a served model's name, a pretrained name, or the
+    folder's name, with its parent's when the folder has a generic name (`runs/sft/model` ->
+    `sft-model`, `.../checkpoint-400` -> `run-checkpoint-400`)."""
+    scheme, sep, rest = spec.partition(":")
+    if sep and scheme in ("openai", "openai-chat"):
+        url, _, name = rest.partition("#")
+        return _slug(name or url.split("//")[-1].split("/")[0])
+    if sep and scheme in ("hf", "vllm"):
+        spec = rest
+    parts = Path(spec.rstrip("/")).parts or ("model",)
+    leaf = parts[-1]
+    if len(parts) > 1 and (leaf in GENERIC_LEAVES or leaf.startswith(("checkpoint", "step"))):
+        leaf = f"{parts[-2]}-{leaf}"
+    return _slug(leaf)
+
+
+def model_identity(spec: str) -> str:
+    """What the model spec points at: the absolute path of a local folder (two `<run>/model` folders
+    differ), else the spec itself."""
+    scheme, sep, rest = spec.partition(":")
+    path = rest if sep and scheme in ("hf", "vllm") else spec
+    p = Path(path).expanduser()
+    return f"{scheme + ':' if sep and scheme in ('hf', 'vllm') else ''}{p.resolve()}" if p.exists() else spec
+
+
+def result_settings(cfg: Any) -> dict[str, Any]:
+    """The settings of an EvalConfig that can change a result (what the folder name hashes)."""
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in VOLATILE_KEYS}
+    settings["model"] = model_identity(cfg.model)
+    settings["benchmarks"] = [str(Path(b).resolve()) if Path(b).is_file() else b for b in cfg.benchmarks]
+    for key in ("shots_file",):
+        if settings.get(key):
+            settings[key] = str(Path(settings[key]).resolve())
+    return settings
+
+
+def default_out_dir(cfg: Any, root: Path = ROOT) -> str:
+    """The default run folder of an EvalConfig (see the module docstring)."""
+    benches = "+".join(Path(b).stem if Path(b).is_file() else b.replace("task:", "") for b in cfg.benchmarks)
+    decoding = "greedy" if cfg.temperature == 0 else f"t{cfg.temperature:g}-p{cfg.top_p:g}-n{cfg.n}-seed{cfg.seed}"
+    parts = [model_label(cfg.model), _slug(benches), cfg.style, f"{cfg.shots}shot", decoding]
+    if cfg.limit is not None:
+        parts.append(f"limit{cfg.limit}")
+    digest = hashlib.sha256(json.dumps(result_settings(cfg), sort_keys=True, default=str).encode()).hexdigest()
+    return str(root / ("-".join(parts) + "-" + digest[:8]))
+
+
+def check_same_run(out: Path, manifest_name: str, outputs_name: str, config: dict, data: dict) -> None:
+    """Refuse to resume `out` when its manifest was made with other result settings or other data.
+    Nothing is written here; a folder without outputs is not a run yet."""
+    path = out / manifest_name
+    if not (path.exists() and (out / outputs_name).exists()):
+        return
+    old = json.loads(path.read_text(encoding="utf-8"))
+    a = {k: v for k, v in old.get("config", {}).items() if k not in VOLATILE_KEYS}
+    b = {k: v for k, v in config.items() if k not in VOLATILE_KEYS}
+    diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    if diff:
+        flags = ", ".join("--" + k.replace("_", "-") for k in diff)
+        raise ValueError(f"{path}: this run folder was made with different settings ({flags}); "
+                         "leave out --out to get a folder of its own, or delete this one")
+    if old.get("data") != data:
+        raise ValueError(f"{path}: the benchmark data changed since this run started; use another --out")
