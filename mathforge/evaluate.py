@@ -29,15 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from mathforge import faults
-from mathforge.data.files import ANSWER_RULES
+from mathforge.data.files import ANSWER_RULES, read_appended_jsonl
 from mathforge.data.prompts import build_prompt, get_style, stop_strings
 from mathforge.data.sources import FileFields, load_demos, load_source, source_hash, source_label
+from mathforge.eval_metrics import compute_metrics
 from mathforge.eval_runs import VOLATILE_KEYS, check_same_run, default_out_dir
-from mathforge.grading.jobs import GradePool, check_profile, cluster_job, grade_key, stored_verdict
+from mathforge.grading.jobs import GradePool, check_profile, grade_key, stored_verdict
 from mathforge.infer.tools import Trace, generate_traces
 
 OUTPUTS, METRICS, MANIFEST = "outputs.jsonl", "metrics.json", "manifest.json"
-__all__ = ["VOLATILE_KEYS", "EvalConfig", "evaluate"]
+__all__ = ["VOLATILE_KEYS", "EvalConfig", "compute_metrics", "evaluate"]
 # Choices this harness makes where the originals are silent or differ; recorded in every manifest.
 NOTES = [
     "[library] tool/program styles: extract_program reads the generated text only, never the few-shot demos",
@@ -45,7 +46,6 @@ NOTES = [
     "and resuming do not change samples",
     "[library] generate_s per sample = wall time of its batched generate call / samples in the call",
 ]
-FLAG_NAMES = ("empty", "exec_error", "exec_timeout", "grade_timeout", "extraction_failed")
 
 
 @dataclass
@@ -219,27 +219,20 @@ def append_records(path: Path, records: list[dict]) -> None:
 
 
 def load_records(path: Path, n: int | None = None, *, repair: bool = False) -> list[dict]:
-    """Read outputs.jsonl. A torn last line (a kill mid-write) is dropped; with `n`, so are problems
-    with fewer than `n` samples. With `repair`, the file is rewritten to hold exactly what is returned."""
+    """Read outputs.jsonl (the reader `mathforge grade` uses for its verdicts: a torn last line is
+    dropped); with `n`, so are problems with fewer than `n` samples. With `repair`, the file is
+    rewritten to hold exactly what is returned."""
     if not path.exists():
         return []
-    records, torn = [], False
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    for lineno, line in enumerate(lines, 1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            if lineno == len(lines) and not line.endswith("\n"):
-                torn = True
-                break
-            raise ValueError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from exc
+    raw = path.read_bytes()
+    records = [r for _, r in read_appended_jsonl(path)]
     kept = records
     if n is not None:
         counts: dict[tuple, int] = {}
         for r in records:
             counts[(r["dataset"], r["idx"])] = counts.get((r["dataset"], r["idx"]), 0) + 1
         kept = [r for r in records if counts[(r["dataset"], r["idx"])] == n]
-    if repair and (torn or len(kept) != len(records)):
+    if repair and (not raw.endswith(b"\n") and raw or len(kept) != len(records)):
         tmp = path.with_suffix(".jsonl.tmp")
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
         os.replace(tmp, path)
@@ -430,64 +423,3 @@ def regrade(path: Path, cfg: EvalConfig, pool: GradePool) -> tuple[list[dict], d
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
         os.replace(tmp, path)
     return records, {"regraded_stale": stale, "timeouts_retried": timeouts}
-
-
-# ------------------------------------------------------------------ metrics (§g.7)
-
-
-def compute_metrics(records: list[dict], *, ks: list[int], seed: int = 0, pool: GradePool | None = None,
-                    timeout: float = 3.0) -> dict:
-    """Per benchmark, as fractions (the unit of every mathforge JSON): accuracy of the first sample
-    with its Wilson 95% CI, mean sample accuracy, maj@k and unbiased pass@k for every k, flag counts
-    and rates, breakdowns by level and type (same first-sample column), verdict counts with grader
-    timeouts apart from wrong answers, token counts and generation throughput; plus the unweighted
-    average. Key names are those of `mathforge grade`'s summary (`summarize_matrix`)."""
-    from mathforge.grading import breakdown
-    from mathforge.grading.metrics import summarize_matrix
-
-    grouped: dict[str, dict[Any, list[dict]]] = {}
-    for r in records:
-        grouped.setdefault(r["dataset"], {}).setdefault(r["idx"], []).append(r)
-    pool = pool or GradePool(1)
-    result: dict[str, Any] = {"unit": "fraction", "benchmarks": {}}
-    for name, by_problem in grouped.items():
-        rows = [sorted(v, key=lambda r: r["sample_id"]) for v in by_problem.values()]
-        n = min(len(row) for row in rows)
-        answers = [[r["extracted"] for r in row] for row in rows]
-        correct = [[bool(r["correct"]) for r in row][:n] for row in rows]
-        timed_out = [[stored_verdict(r) == "timeout" for r in row][:n] for row in rows]
-        first = [row[0] for row in rows]
-        labels = (pool.map_fn(cluster_job, [{"answers": a[:n], "opts": row[0].get("grading_opts", {}),
-                                             "profile": row[0].get("profile", "default"),
-                                             "question": row[0].get("question"), "timeout": timeout}
-                                            for a, row in zip(answers, rows, strict=True)])
-                  if n > 1 else [[0 if a[0] else None] for a in answers])
-        summary = summarize_matrix(correct, labels, seed=seed, ks=ks, timed_out=timed_out)
-        samples = [r for row in rows for r in row]
-        gen_s = sum(r["timing"]["generate_s"] for r in samples)
-        toks = sum(r["tokens"]["generated"] for r in samples)
-        result["benchmarks"][name] = {
-            "n_problems": len(rows), "n_samples": len(samples), "n": n,
-            "accuracy": summary["accuracy"], "ci95_wilson": summary["ci95_wilson"],
-            "sample_accuracy": summary["sample_accuracy"],
-            "verdicts": summary["verdicts"], "sample_verdicts": summary["sample_verdicts"],
-            "maj_at_k": {str(k): v for k, v in summary["maj_at_k"].items()},
-            "pass_at_k": {str(k): v for k, v in summary["pass_at_k"].items()},
-            "flags": {f: {"count": sum(bool(r["flags"].get(f)) for r in samples),
-                          "rate": sum(bool(r["flags"].get(f)) for r in samples) / len(samples)}
-                      for f in (*FLAG_NAMES, "call_limit")},
-            "by_level": _breakdown_table(breakdown(first, "meta.level")),
-            "by_type": _breakdown_table(breakdown(first, "meta.type")),
-            "tokens_generated": toks, "mean_generated_tokens": round(toks / len(samples), 1),
-            "generate_seconds": round(gen_s, 3), "tokens_per_second": round(toks / gen_s, 2) if gen_s else 0.0,
-        }
-    accs = [m["accuracy"] for m in result["benchmarks"].values()]
-    result["average_accuracy"] = sum(accs) / len(accs) if accs else None
-    return result
-
-
-def _breakdown_table(table: dict) -> dict:
-    """breakdown() output as {str(key): {n, correct, accuracy}}; no table when nobody has the field."""
-    if list(table) == [None]:
-        return {}
-    return {str(k): {"n": v["n"], "correct": v["correct"], "accuracy": v["accuracy"]} for k, v in table.items()}

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from mathforge import faults
-from mathforge.data.files import ANSWER_RULES, get_path, iter_jsonl, sha256_file
+from mathforge.data.files import ANSWER_RULES, get_path, iter_jsonl, read_appended_jsonl, sha256_file
 from mathforge.grading.jobs import (
     GradePool,
     check_profile,
@@ -206,15 +206,10 @@ def grade_chunk(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 # ---------------------------------------------------------------------------- resumable verdicts
 def read_verdicts(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
-    """(id, sample) -> verdict row; a partial last line (the process was killed mid-write) is cut off."""
-    if not path.exists():
-        return {}
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with path.open("r+b") as fh:
-            fh.truncate(data.rfind(b"\n") + 1)
+    """(id, sample) -> verdict row; a partial last line (the process was killed mid-write) is cut off
+    (the reader eval's outputs.jsonl goes through too)."""
     rows: dict[tuple[str, int], dict[str, Any]] = {}
-    for lineno, row in iter_jsonl(path):
+    for lineno, row in read_appended_jsonl(path, cut=True):
         if not isinstance(row, dict) or "id" not in row or "sample" not in row:
             raise ValueError(f"{path}:{lineno}: not a verdict row (fields 'id', 'sample')")
         rows[(str(row["id"]), int(row["sample"]))] = row

@@ -118,13 +118,32 @@ class FieldMap:
 def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, value) for each non-empty line; a malformed line names file and line."""
     with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: malformed JSON line ({exc.msg}, column {exc.colno})") from exc
+        yield from _parse_lines(fh, path)
+
+
+def _parse_lines(lines: Iterable[str], where: Path) -> Iterator[tuple[int, Any]]:
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where}:{lineno}: malformed JSON line ({exc.msg}, column {exc.colno})") from exc
+
+
+def read_appended_jsonl(path: Path, *, cut: bool = False) -> list[tuple[int, Any]]:
+    """(line number, value) of a JSONL file that a resumable run appends to (eval's outputs.jsonl,
+    grade's verdicts.jsonl): a last line without its newline was torn by a kill mid-write and is
+    dropped (with `cut`, also cut from the file); any other malformed line names file and line.
+    A missing file reads as empty."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n") and cut:
+        with path.open("r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+    return list(_parse_lines(data[: data.rfind(b"\n") + 1].decode("utf-8").splitlines(), path))
 
 
 def iter_json_list(path: Path) -> Iterator[tuple[int, Any]]:
