@@ -88,10 +88,10 @@ def check_same_run(out: Path, manifest_name: str, outputs_name: str, config: dic
     path = out / manifest_name
     if not (path.exists() and (out / outputs_name).exists()):
         return
+    from mathforge.grading.jobs import differing_settings
+
     old = json.loads(path.read_text(encoding="utf-8"))
-    a = {k: v for k, v in old.get("config", {}).items() if k not in VOLATILE_KEYS}
-    b = {k: v for k, v in config.items() if k not in VOLATILE_KEYS}
-    diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    diff = differing_settings(old.get("config", {}), config, VOLATILE_KEYS)
     if diff:
         flags = ", ".join("--" + k.replace("_", "-") for k in diff)
         raise ValueError(f"{path}: this run folder was made with different settings ({flags}); "

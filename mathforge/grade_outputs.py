@@ -45,6 +45,7 @@ from mathforge.data.files import ANSWER_RULES, get_path, iter_jsonl, read_append
 from mathforge.grading.jobs import (
     GradePool,
     check_profile,
+    differing_settings,
     grade_key,
     grade_problems,
     sample_jobs,
@@ -230,7 +231,7 @@ def _check_run(cfg: GradeConfig) -> None:
         verdicts.unlink(missing_ok=True)
     elif verdicts.exists() and meta_path.exists():
         old = json.loads(meta_path.read_text())
-        diff = [k for k in run if k not in ("grader_version", "profile") and old.get(k) != run[k]]
+        diff = differing_settings(old, run, {"grader_version", "profile"})
         if diff:
             raise ValueError(f"{cfg.out_dir} holds verdicts of another run (differs in {', '.join(diff)}); "
                              "use another --out or --restart")

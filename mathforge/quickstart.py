@@ -7,8 +7,8 @@ response tokens of the input replaced by `<mask>` with the linear warm-up ratio 
 greedy-decodes held-out problems and grades them with `mathforge.grading`. Writes into the out dir:
 `report.md`, `accuracy.png` (accuracy with 95% Wilson intervals), `loss_curves.png`,
 `summary.json`, and each run's folder (`sft/`, `mft/`: metrics, TensorBoard, checkpoints, model).
-On 2+ cores the two models train at once, one single-threaded process each (about 2-3 minutes
-on 2 idle cores); re-running resumes from the checkpoints.
+On 2+ cores the two models train at once, one single-threaded process each (about 2 minutes on 2
+idle cores; README: measured times); re-running resumes from the checkpoints.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-# The tuned default: what a ~1M-parameter model learns in about two CPU minutes.
+# The tuned default: what a ~1M-parameter model learns in about 2 minutes on 2 idle cores.
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "threads": 0,

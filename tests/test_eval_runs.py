@@ -89,6 +89,9 @@ def test_default_run_folders_never_collide(tmp_path, monkeypatch):
     assert len(set(dirs)) == len(dirs), dirs
     assert Path(dirs[0]).parent == Path("runs/eval") and Path(dirs[0]).name.startswith("sft-model-gsm8k-cot-0shot")
     assert "limit10" in dirs[4] and "n4" in dirs[6]
+    from mathforge.eval_runs import model_label
+
+    assert model_label("runs/x/model") == "x-model" and model_label("openai-chat:http://h:1/v1#smol") == "smol"
     same = EvalConfig(**base, batch_size=1, workers=3, profile="harness")  # result-neutral settings
     assert same.out_dir == dirs[0] and EvalConfig(**base).out_dir == dirs[0]  # the same command resumes
 
