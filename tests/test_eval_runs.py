@@ -251,3 +251,26 @@ def test_grade_maps_fields_and_regrades_a_multi_benchmark_eval_output(tmp_path):
     s = grade_outputs(GradeConfig(mine, tmp_path / "mine.graded", gold_field="reference",
                                   response_field="model_answer.text", progress=False))
     assert (s["n_problems"], s["accuracy"]) == (2, 0.5)
+
+
+# ---------------------------------------------------------------- item 6: tables printed whole
+
+
+def test_summary_tables_are_not_cut_at_80_columns(tmp_path, monkeypatch, capsys):
+    from mathforge.cli import eval as eval_cli
+    from mathforge.cli.grade import print_summary
+    from mathforge.evaluate import EvalConfig, evaluate
+    from mathforge.grade_outputs import GradeConfig, grade_outputs
+
+    monkeypatch.setenv("COLUMNS", "80")  # a pipe or an 80-column terminal
+    m = evaluate(EvalConfig(model="m", benchmarks=["gsm8k"], limit=10, n=4, temperature=0.7, workers=1,
+                            out_dir=str(tmp_path / "run")), _Answers(lambda p: "The answer is 1."))
+    eval_cli._print_summary(m, "run")
+    text = capsys.readouterr().out
+    for whole in ("acc % [95% Wilson]", "0.0 [0.0, 27.8]", "pass@k %", "@4 0.0", "mean@n %", "0.0 (n=4)", "tok/s"):
+        assert whole in text, whole
+    assert "…" not in text
+    s = grade_outputs(GradeConfig(tmp_path / "run" / "outputs.jsonl", tmp_path / "g", progress=False))
+    print_summary(s, tmp_path / "g")
+    text = capsys.readouterr().out
+    assert "0.0  [0.0, 27.8] Wilson 95%" in text and "bootstrap" not in text and "…" not in text
