@@ -77,12 +77,9 @@ def load_source(spec: str, split: str = "test", *, limit: int | None = None, fie
 
 def task_problems(name: str, n: int, *, seed: int, args: dict[str, Any]) -> list[Problem]:
     """`n` problems of a synthetic task: the generator's prompt as the question, its answer as the gold."""
-    from mathforge.data.tasks import TASKS
-    from mathforge.train.dataset import task_examples
+    from mathforge.data.tasks import generate_task
 
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r} in 'task:{name}'; known: {', '.join(sorted(TASKS))}")
-    examples = task_examples(name, n, seed, args)
+    examples = generate_task(name, n, seed=seed, args=args)
     return [Problem(id=str(i), question=ex.prompt, answer=ex.answer, solution=ex.response,
                     meta={"gold_raw": ex.answer, **{k: v for k, v in ex.meta.items() if k in ("level", "type")}},
                     dataset=TASK_PREFIX + name)
