@@ -192,7 +192,7 @@ def test_eval_through_serve_and_openai_client(model_dir, runs, tmp_path):
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        spec = f"openai:http://127.0.0.1:{port}/v1#{model_dir.name}"
+        spec = f"openai:http://127.0.0.1:{port}/v1"  # the server's only model (named after its run)
         for style in ("cot", "tora"):
             out = tmp_path / style
             assert _main(_eval_args(spec, style, out)) == 0
