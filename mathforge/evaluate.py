@@ -101,6 +101,13 @@ class EvalConfig:
                 raise ValueError(f"EvalConfig.{name} must be an int >= {low}, got {value!r}")
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
             raise ValueError(f"EvalConfig.limit must be a positive int or None, got {self.limit!r}")
+        from mathforge.infer.types import SamplingParams
+
+        try:  # decoding settings are checked here, before anything loads
+            SamplingParams(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
+                           seed=self.seed)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("SamplingParams.", "--").replace("_", "-")) from None
         if self.n > 1 and self.temperature == 0.0:
             raise ValueError("EvalConfig: n > 1 with temperature 0 gives n identical samples; set temperature")
         bad = [k for k in self.ks if not 1 <= k <= self.n]

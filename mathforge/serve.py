@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -83,6 +84,12 @@ def create_app(engine: HFEngine, model_name: str, *, default_max_tokens: int = 2
     def _error(_: Request, exc: HTTPException) -> JSONResponse:  # the OpenAI error shape
         kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
         return JSONResponse({"error": {"message": exc.detail, "type": kind}}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:  # bad JSON, missing or bad fields
+        where = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}"
+                          for e in exc.errors())
+        return JSONResponse({"error": {"message": where, "type": "invalid_request_error"}}, status_code=422)
 
     @app.get("/v1/models")
     def models() -> dict:

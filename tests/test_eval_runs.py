@@ -107,6 +107,8 @@ def test_other_settings_are_refused_before_the_model_loads(tmp_path, monkeypatch
     with pytest.raises(ValueError, match="has 8 demos; asked for shots=9"):  # prompts are checked before loading
         evaluate(EvalConfig(model="m", benchmarks=["gsm8k"], out_dir=str(tmp_path / "new"), shots=9, workers=1))
     assert not (tmp_path / "new").exists()
+    with pytest.raises(ValueError, match="--temperature must be >= 0"):
+        EvalConfig(model="m", benchmarks=["gsm8k"], temperature=-1.0)
 
 
 def test_a_failed_start_leaves_no_folder_and_report_takes_a_glob(tmp_path, capsys):

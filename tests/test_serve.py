@@ -99,7 +99,7 @@ def test_bad_requests_get_clear_errors(served, payload, status, message):
     _, url = served
     resp = httpx.post(url + "/completions", json=payload)
     assert resp.status_code == status
-    assert message in resp.text
+    assert message in resp.json()["error"]["message"]  # the OpenAI error shape, for validation errors too
 
 
 def test_cli_defaults_to_loopback():
