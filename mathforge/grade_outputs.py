@@ -89,7 +89,25 @@ class GradeConfig:
 
 
 # ---------------------------------------------------------------------------- reading outputs
-def _texts(line: dict, where: str, field: str | None = None) -> list[tuple[int | None, str]]:
+def eval_record_style(line: dict):
+    """The prompt style of a record `mathforge eval` wrote (it has `prompt_style` and `exec_reports`),
+    else None: such a record is graded as eval graded it."""
+    if not isinstance(line.get("prompt_style"), str) or "exec_reports" not in line:
+        return None
+    from mathforge.data.prompts import get_style
+
+    try:
+        return get_style(line["prompt_style"])
+    except ValueError:
+        return None
+
+
+def _texts(line: dict, where: str, field: str | None = None) -> list[tuple[int | None, str | None]]:
+    style = eval_record_style(line) if field is None else None
+    if style is not None and style.kind == "program":  # eval grades the program's result, not the text
+        reports = line.get("exec_reports") or []
+        result = reports[-1].get("result") if reports and reports[-1].get("ok") else None
+        return [(line.get("sample_id"), result)]
     key = field if field is not None else next((k for k in TEXT_KEYS if k in line), None)
     if key is None:
         raise ValueError(f"{where}: missing field 'response' (or one of {', '.join(TEXT_KEYS)}; "
@@ -135,7 +153,7 @@ def read_outputs(path: Path, *, response_field: str | None = None,
         dataset = line.get("dataset") if isinstance(line.get("dataset"), str) else None
         pid = f"{dataset}/{raw}" if dataset else str(raw)
         group = groups.setdefault(pid, {"line": lineno, "samples": [], "fields": line, "raw_id": str(raw),
-                                        "dataset": dataset})
+                                        "dataset": dataset, "style": eval_record_style(line)})
         group["samples"].extend(_texts(line, where, response_field))
     for pid, group in groups.items():
         indices = [s for s, _ in group["samples"]]
@@ -175,8 +193,12 @@ def build_items(cfg: GradeConfig, groups: dict[str, dict[str, Any]]) -> list[dic
             fields = group["fields"]
             gold, style, opts, meta = _line_gold(cfg, group, where), "auto", {}, fields
             question = next((fields[k] for k in QUESTION_KEYS if isinstance(fields.get(k), str)), None)
+        marker, st = None, group["style"]
+        if st is not None:  # a record of `mathforge eval`: its style decides extraction, as in eval
+            style = "program" if st.kind == "program" else style
+            marker = st.answer_marker
         items.append({"id": pid, "texts": group["texts"], "gold": gold, "extract_style": cfg.style or style,
-                      "marker": None, "opts": dict(opts), "profile": cfg.profile, "question": question,
+                      "marker": marker, "opts": dict(opts), "profile": cfg.profile, "question": question,
                       "timeout": cfg.timeout,
                       "meta": {f: meta.get(f) for f in BREAKDOWN_FIELDS if meta.get(f) is not None}})
     return items

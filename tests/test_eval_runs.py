@@ -247,6 +247,14 @@ def test_grade_maps_fields_and_regrades_a_multi_benchmark_eval_output(tmp_path):
     assert s["n_problems"] == 6 and s["n_samples"] == 12
     assert s["sample_verdicts"]["correct"] == sum(r["correct"] for r in recs) > 0
 
+    # a program style: eval grades the program's printed result (18), not the text's last number (2)
+    evaluate(EvalConfig(model="m", benchmarks=["gsm8k"], limit=3, style="pot", workers=1,
+                        out_dir=str(tmp_path / "pot")), _Answers(lambda p: "```python\nprint(9 * 2)\n```"))
+    recs = [json.loads(x) for x in (tmp_path / "pot" / "outputs.jsonl").read_text().splitlines()]
+    assert [r["correct"] for r in recs] == [True, False, False]  # gsm8k problem 0's gold is 18
+    s = grade_outputs(GradeConfig(tmp_path / "pot" / "outputs.jsonl", tmp_path / "pot.graded", progress=False))
+    assert s["accuracy"] == pytest.approx(1 / 3)
+
     mine = tmp_path / "mine.jsonl"  # no id at all, own field names
     mine.write_text("".join(json.dumps({"problem": q, "model_answer": {"text": f"so {a}"}, "reference": g}) + "\n"
                             for q, a, g in (("a", 7, 8), ("b", 5, 5))))
