@@ -13,7 +13,9 @@ problem); the text key is `response_field=`, else `response(s)`, `generation(s)`
 `mathforge eval` writes) belongs to that dataset: ids of different datasets never clash. The gold
 comes from a shipped benchmark (`benchmark=`: the id is the 0-based record index `Problem.id`), from
 each line's `dataset` when it names a shipped benchmark and neither option is given (so a
-multi-benchmark `outputs.jsonl` of `mathforge eval` re-grades as it is), or from a field of
+multi-benchmark `outputs.jsonl` of `mathforge eval` re-grades as it is; its records, which carry
+`prompt_style` and `exec_reports`, are read as eval read them: a program style's printed result,
+a style's answer marker), or from a field of
 each line (`gold_field=`, dotted path, with an optional `answer_rule` as in `load_file`); lines
 may then carry `level` / `type` for the breakdown and `question` (or `problem`), the problem text
 the grader reads to see whether a percentage is asked for (a benchmark supplies its own).
