@@ -79,6 +79,7 @@ class EvalConfig:
     workers: int | None = None
     ks: list[int] = field(default_factory=list)
     chat: bool | None = None
+    system: str | None = None  # a system turn before each prompt (chat only)
     question_field: str = "question"
     answer_field: str = "answer"
     id_field: str | None = None
@@ -114,6 +115,8 @@ class EvalConfig:
         if bad:
             raise ValueError(f"EvalConfig.ks {bad} must lie in 1..n={self.n}")
         self.ks = sorted(set(self.ks)) or default_ks(self.n)
+        if self.system is not None and self.chat is False:
+            raise ValueError("--system needs the chat template: leave out --no-chat")
         if self.answer_rule is not None and self.answer_rule not in ANSWER_RULES:
             raise ValueError(f"unknown --answer-rule {self.answer_rule!r}; known: {', '.join(ANSWER_RULES)}")
         if self.shots_from is not None and self.shots == 0:
@@ -313,7 +316,7 @@ def evaluate(cfg: EvalConfig, engine=None, *, progress: bool = False) -> dict:
 
         engine = load_engine(cfg.model)
     tokenizer = getattr(engine, "tokenizer", None)
-    _set_chat(engine, tokenizer, cfg.chat)
+    _set_chat(engine, tokenizer, cfg.chat, cfg.system)
     eos = getattr(tokenizer, "eos_token", None) or ""
     stop = stop_strings(style, eos or None)
     manifest = {"config": config, "style": dataclasses.asdict(style), "stop": stop,
@@ -357,15 +360,19 @@ def _prompt_tokens(engine, tokenizer, prompts: list[str]) -> list[int | None]:
     return [len(tokenizer(p).input_ids) if tokenizer is not None else None for p in prompts]
 
 
-def _set_chat(engine, tokenizer, chat: bool | None) -> None:
+def _set_chat(engine, tokenizer, chat: bool | None, system: str | None = None) -> None:
     """A local model's prompts go through its chat template when it has one (chat=None), or as the
-    user forces; a served model's endpoint (`openai:` or `openai-chat:`) decides for itself."""
-    if tokenizer is None or not hasattr(engine, "chat"):
-        return
-    has_template = bool(getattr(tokenizer, "chat_template", None))
-    if chat and not has_template:
-        raise ValueError("--chat: this model's tokenizer has no chat template; use --no-chat")
-    engine.chat = has_template if chat is None else chat
+    user forces; a served model's endpoint (`openai:` or `openai-chat:`) decides for itself. A
+    `system` turn goes before every prompt of a chat."""
+    if hasattr(engine, "chat") and tokenizer is not None:
+        has_template = bool(getattr(tokenizer, "chat_template", None))
+        if (chat or system) and not has_template:
+            raise ValueError(f"--{'chat' if chat else 'system'}: this model's tokenizer has no chat template")
+        engine.chat = has_template if chat is None else chat
+    if system is not None:
+        if not getattr(engine, "chat", False) or not hasattr(engine, "system"):
+            raise ValueError("--system needs a chat: a local model with a chat template or openai-chat:URL#MODEL")
+        engine.system = system
 
 
 def demos_record(demos: dict[str, list | None]) -> dict[str, list[dict]] | None:

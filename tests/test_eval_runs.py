@@ -156,8 +156,11 @@ def test_chat_template_is_applied_when_the_model_has_one_and_recorded(tmp_path):
     assert rec["tokens"]["prompt"] == len(chat_ids(tok, [{"role": "user", "content": rec["prompt"]}]))
     used, rec = run("off", chat=False)
     assert used is False and rec["tokens"]["prompt"] == len(tok(rec["prompt"]).input_ids)
+    used, rec = run("system", system="Be brief.")
+    assert used is True and rec["tokens"]["prompt"] == len(chat_ids(tok, [{"role": "system", "content": "Be brief."},
+                                                                         {"role": "user", "content": rec["prompt"]}]))
     plain = save_tiny(tmp_path / "plain-model")
-    with pytest.raises(ValueError, match="no chat template; use --no-chat"):
+    with pytest.raises(ValueError, match="--chat: this model's tokenizer has no chat template"):
         evaluate(EvalConfig(model=str(plain), out_dir=str(tmp_path / "forced"), chat=True, **common))
 
 

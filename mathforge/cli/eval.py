@@ -25,6 +25,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--chat", action=argparse.BooleanOptionalAction, default=None,
                    help="send each prompt as one user turn through the model's chat template (default: "
                         "when the local model's tokenizer has one; recorded in the manifest)")
+    p.add_argument("--system", default=None, help="a system message before every prompt (chat templates and "
+                                                    "openai-chat: only)")
     f = p.add_argument_group("your own problem file (--benchmark FILE.jsonl)")
     f.add_argument("--question-field", default="question", help="field (dotted path) of the question")
     f.add_argument("--answer-field", default="answer", help="field (dotted path) of the gold answer")
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
                      max_new_tokens=args.max_new_tokens, seed=args.seed, limit=args.limit,
                      batch_size=args.batch_size, max_rounds=args.max_rounds, exec_timeout=args.exec_timeout,
                      grade_timeout=args.grade_timeout, profile=args.profile, workers=args.workers,
-                     ks=args.ks or [], chat=args.chat, question_field=args.question_field,
+                     ks=args.ks or [], chat=args.chat, system=args.system, question_field=args.question_field,
                      answer_field=args.answer_field, id_field=args.id_field, answer_rule=args.answer_rule,
                      task_seed=0 if args.task_seed is None else args.task_seed, task_args=task_args,
                      shots_from=args.shots_from, shot_ids=shot_ids)
