@@ -82,8 +82,10 @@ def default_out_dir(cfg: Any, root: Path = ROOT) -> str:
     return str(root / ("-".join(parts) + "-" + digest[:8]))
 
 
-def check_same_run(out: Path, manifest_name: str, outputs_name: str, config: dict, data: dict) -> None:
+def check_same_run(out: Path, manifest_name: str, outputs_name: str, config: dict, data: dict,
+                   defaults: dict | None = None) -> None:
     """Refuse to resume `out` when its manifest was made with other result settings or other data.
+    A setting the manifest does not record (it predates the setting) counts as its default.
     Nothing is written here; a folder without outputs is not a run yet."""
     path = out / manifest_name
     if not (path.exists() and (out / outputs_name).exists()):
@@ -91,7 +93,7 @@ def check_same_run(out: Path, manifest_name: str, outputs_name: str, config: dic
     from mathforge.grading.jobs import differing_settings
 
     old = json.loads(path.read_text(encoding="utf-8"))
-    diff = differing_settings(old.get("config", {}), config, VOLATILE_KEYS)
+    diff = differing_settings({**(defaults or {}), **old.get("config", {})}, config, VOLATILE_KEYS)
     if diff:
         flags = ", ".join("--" + k.replace("_", "-") for k in diff)
         raise ValueError(f"{path}: this run folder was made with different settings ({flags}); "

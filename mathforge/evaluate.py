@@ -142,6 +142,17 @@ class EvalConfig:
         return out
 
 
+def config_defaults() -> dict:
+    """Every EvalConfig field that has a default, with it (for manifests older than a field)."""
+    out = {}
+    for f in dataclasses.fields(EvalConfig):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
 def default_ks(n: int) -> list[int]:
     """1, 2, 4, ... up to n, and n itself."""
     ks, k = [], 1
@@ -278,7 +289,7 @@ def write_json(path: Path, obj: Any) -> None:
 def check_or_write_manifest(out: Path, manifest: dict) -> None:
     """A run folder belongs to one config: resuming with different settings is an error, not a mix."""
     path = out / MANIFEST
-    check_same_run(out, MANIFEST, OUTPUTS, manifest["config"], manifest["data"])
+    check_same_run(out, MANIFEST, OUTPUTS, manifest["config"], manifest["data"], config_defaults())
     if path.exists() and (out / OUTPUTS).exists():
         old = json.loads(path.read_text(encoding="utf-8"))
         # The grading settings are the current ones: finalize re-grades what was graded otherwise.
@@ -306,7 +317,7 @@ def evaluate(cfg: EvalConfig, engine=None, *, progress: bool = False) -> dict:
              for name, spec in zip(problems, cfg.benchmarks, strict=True)}
     data = data_hashes(cfg, problems)
     config = dataclasses.asdict(cfg)
-    check_same_run(out, MANIFEST, OUTPUTS, config, data)
+    check_same_run(out, MANIFEST, OUTPUTS, config, data, config_defaults())
     if not style.needs_eos:  # prompts are final without the tokenizer: build them all now (errors early)
         for name, probs in problems.items():
             for p in probs:

@@ -101,6 +101,12 @@ def test_other_settings_are_refused_before_the_model_loads(tmp_path, monkeypatch
 
     out = str(tmp_path / "run")
     evaluate(EvalConfig(model="m", benchmarks=["gsm8k"], out_dir=out, limit=2, workers=1), _Answers())
+    manifest = Path(out) / "manifest.json"  # a run made before some settings existed resumes as it was
+    old = json.loads(manifest.read_text())
+    for key in ("chat", "system", "question_field", "shots_from", "shot_ids", "task_args"):
+        del old["config"][key]
+    manifest.write_text(json.dumps(old))
+    evaluate(EvalConfig(model="m", benchmarks=["gsm8k"], out_dir=out, limit=2, workers=1), _Answers())
     _no_model_loading(monkeypatch)
     with pytest.raises(ValueError, match=r"different settings \(--limit\); leave out --out"):
         evaluate(EvalConfig(model="m", benchmarks=["gsm8k"], out_dir=out, limit=3, workers=1))
