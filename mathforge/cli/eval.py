@@ -21,7 +21,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--benchmark", action="append", dest="benchmarks", default=[],
                    help="what to evaluate on (repeat or comma-separate for several): a shipped benchmark "
                         "(gsm8k,math500), a JSONL/JSON file of your own, or a task generator task:NAME "
-                        "(task:arithmetic; with --task-seed and --task-args)")
+                        "(task:arithmetic; with --task-seed and --task-args; 500 problems unless --limit)")
     p.add_argument("--chat", action=argparse.BooleanOptionalAction, default=None,
                    help="send each prompt as one user turn through the model's chat template (default: "
                         "when the local model's tokenizer has one; recorded in the manifest)")

@@ -7,8 +7,8 @@ A source is one of
 - `task:NAME`, a synthetic task generator of `mathforge.data.tasks` (`task:arithmetic`), drawn with
   a seed and the task's arguments. A training run holds out the first `n_eval` problems its
   generator draws with the run's seed, so `--task-seed SEED --limit n_eval` with the run's task
-  arguments evaluates exactly its held-out problems. The question is the example's prompt as the
-  model was trained on it (use `--style raw`).
+  arguments evaluates exactly its held-out problems (500 are drawn when no limit is given). The
+  question is the example's prompt as the model was trained on it (use `--style raw`).
 
 Few-shot exemplars (`shots_from`): by default the prompt style's own demos (the §g.2 families);
 `train` takes problems of the benchmark's train split (by index: `shot_ids`, default the first
