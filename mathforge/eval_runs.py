@@ -78,8 +78,30 @@ def default_out_dir(cfg: Any, root: Path = ROOT) -> str:
     parts = [model_label(cfg.model), _slug(benches), cfg.style, f"{cfg.shots}shot", decoding]
     if cfg.limit is not None:
         parts.append(f"limit{cfg.limit}")
-    digest = hashlib.sha256(json.dumps(result_settings(cfg), sort_keys=True, default=str).encode()).hexdigest()
+    return _named(root, parts, result_settings(cfg))
+
+
+def _named(root: Path, parts: list[str], settings: dict) -> str:
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
     return str(root / ("-".join(parts) + "-" + digest[:8]))
+
+
+SEARCH_VOLATILE = {"out_dir", "batch_size", "threads"}
+
+
+def default_search_dir(cfg: Any, root: Path = Path("runs/search")) -> str:
+    """The default folder of a `mathforge eval --strategy` run (a SearchEvalConfig), named the same
+    way: model, benchmark or task, strategy, n (and m), limit, and a hash of every result setting."""
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in SEARCH_VOLATILE}
+    settings["model"] = model_identity(cfg.model)
+    if cfg.value_model:
+        settings["value_model"] = model_identity(cfg.value_model)
+    parts = [model_label(cfg.model), _slug(cfg.benchmark or cfg.task), cfg.strategy, f"n{cfg.n}"]
+    if cfg.strategy in ("tsmc", "beam"):
+        parts.append(f"m{cfg.m}")
+    if cfg.limit is not None:
+        parts.append(f"limit{cfg.limit}")
+    return _named(root, parts, settings)
 
 
 def check_same_run(out: Path, manifest_name: str, outputs_name: str, config: dict, data: dict,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mathforge.grading.jobs import differing_settings
 from mathforge.grading.metrics import wilson_interval
 from mathforge.infer.search import STRATEGIES, SearchConfig
 
@@ -127,7 +128,7 @@ def evaluate_search(cfg: SearchEvalConfig, *, progress: bool = False) -> dict[st
     path = out / MANIFEST
     if path.exists() and (out / OUTPUTS).exists():
         old = json.loads(path.read_text())["config"]
-        diff = sorted(k for k in old if k not in ("out_dir", "batch_size", "threads") and old[k] != manifest["config"][k])
+        diff = differing_settings(old, manifest["config"], {"out_dir", "batch_size", "threads"})
         if diff:
             raise ValueError(f"{path}: this run folder was made with different settings ({', '.join(diff)})")
     else:

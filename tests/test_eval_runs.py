@@ -92,6 +92,14 @@ def test_default_run_folders_never_collide(tmp_path, monkeypatch):
     from mathforge.eval_runs import model_label
 
     assert model_label("runs/x/model") == "x-model" and model_label("openai-chat:http://h:1/v1#smol") == "smol"
+    from mathforge.eval_runs import default_search_dir
+    from mathforge.search_eval import SearchEvalConfig
+
+    search = dict(model="sft/model", out_dir="", strategy="tsmc", task="arith_steps", value_model="mft/model")
+    sdirs = {default_search_dir(SearchEvalConfig(**{**search, **v}))
+             for v in ({}, {"limit": 8}, {"n": 8}, {"m": 2}, {"value_model": "sft/model"}, {"beta": 2.0})}
+    assert len(sdirs) == 6 and all(Path(d).name.startswith("sft-model-arith_steps-tsmc-n") for d in sdirs)
+    assert default_search_dir(SearchEvalConfig(**search, batch_size=1)) == default_search_dir(SearchEvalConfig(**search))
     same = EvalConfig(**base, batch_size=1, workers=3, profile="harness")  # result-neutral settings
     assert same.out_dir == dirs[0] and EvalConfig(**base).out_dir == dirs[0]  # the same command resumes
 

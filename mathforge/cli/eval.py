@@ -135,11 +135,11 @@ def _print_summary(metrics: dict, out: str) -> None:
 def _run_search(args: argparse.Namespace) -> int:
     import json
 
+    from mathforge.eval_runs import default_search_dir
     from mathforge.search_eval import SearchEvalConfig, evaluate_search
 
     bench = ",".join(args.benchmarks) or None
-    out = args.out or f"runs/search/{args.strategy}-n{args.n}"
-    cfg = SearchEvalConfig(model=args.model, out_dir=out, strategy=args.strategy, value_model=args.value_model,
+    cfg = SearchEvalConfig(model=args.model, out_dir=args.out or "", strategy=args.strategy, value_model=args.value_model,
                            benchmark=bench, split=args.split, task=args.task,
                            task_seed=2 if args.task_seed is None else args.task_seed,
                            task_args=json.loads(args.task_args),
@@ -147,6 +147,7 @@ def _run_search(args: argparse.Namespace) -> int:
                            ess_threshold=args.ess_threshold, temperature=args.temperature or 0.8, top_k=args.top_k,
                            top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed,
                            batch_size=args.batch_size, threads=args.threads)
+    out = cfg.out_dir = args.out or default_search_dir(cfg)
     metrics = evaluate_search(cfg, progress=not args.quiet)
     if not args.quiet:
         lo, hi = metrics["ci95_wilson"]
