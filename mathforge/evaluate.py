@@ -330,7 +330,8 @@ def evaluate(cfg: EvalConfig, engine=None, *, progress: bool = False) -> dict:
     _set_chat(engine, tokenizer, cfg.chat, cfg.system)
     eos = getattr(tokenizer, "eos_token", None) or ""
     stop = stop_strings(style, eos or None)
-    manifest = {"config": config, "style": dataclasses.asdict(style), "stop": stop,
+    unknown = _unknown_token_check(engine, tokenizer, problems, style, cfg, demos, eos)
+    manifest = {"config": config, "style": dataclasses.asdict(style), "stop": stop, "unknown_tokens": unknown,
                 "chat_template": bool(getattr(engine, "chat", False)), "demos": demos_record(demos),
                 "profile": cfg.profile, "grader_version": GRADER_VERSION, "engine": type(engine).__name__,
                 "notes": NOTES, "versions": package_versions(), "data": data,
@@ -369,6 +370,27 @@ def _prompt_tokens(engine, tokenizer, prompts: list[str]) -> list[int | None]:
     if hasattr(engine, "encode"):
         return [len(ids) for ids in engine.encode(prompts)]
     return [len(tokenizer(p).input_ids) if tokenizer is not None else None for p in prompts]
+
+
+def _unknown_token_check(engine, tokenizer, problems, style, cfg, demos, eos, sample: int = 20) -> dict:
+    """Per source, how many of its first `sample` prompts hold tokens the model's tokenizer does not
+    know (`<unk>`): a model fed text unlike its training text is warned about, not run silently."""
+    import warnings
+
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None or not hasattr(engine, "encode"):
+        return {}
+    out = {}
+    for name, probs in problems.items():
+        prompts = [build_prompt(p.question, style, shots=cfg.shots, benchmark=name, eos=eos, demos=demos[name])
+                   for p in probs[:sample]]
+        bad = sum(unk in ids for ids in engine.encode(prompts))
+        out[name] = {"checked": len(prompts), "with_unknown_tokens": bad}
+        if bad:
+            warnings.warn(f"{name}: {bad} of the first {len(prompts)} prompts hold tokens unknown to the model's "
+                          f"tokenizer ({tokenizer.unk_token}); is this the kind of text the model was trained on?",
+                          stacklevel=3)
+    return out
 
 
 def _set_chat(engine, tokenizer, chat: bool | None, system: str | None = None) -> None:

@@ -174,6 +174,8 @@ def test_chat_template_is_applied_when_the_model_has_one_and_recorded(tmp_path):
     assert used is True and rec["tokens"]["prompt"] == len(chat_ids(tok, [{"role": "system", "content": "Be brief."},
                                                                          {"role": "user", "content": rec["prompt"]}]))
     plain = save_tiny(tmp_path / "plain-model")
+    with pytest.warns(UserWarning, match="gsm8k: 1 of the first 1 prompts hold tokens unknown to the model's tok"):
+        evaluate(EvalConfig(model=str(plain), out_dir=str(tmp_path / "unk"), **common))  # e.g. the ’ is not in its vocabulary
     with pytest.raises(ValueError, match="--chat: this model's tokenizer has no chat template"):
         evaluate(EvalConfig(model=str(plain), out_dir=str(tmp_path / "forced"), chat=True, **common))
 
