@@ -9,7 +9,9 @@ and the same command finds its folder again to resume. Settings that change no r
 workers, grading profile and timeout: a new profile re-grades) are left out.
 
 The same-run check runs before any model is loaded: resuming a folder with other settings is an
-error at once, not after minutes of loading.
+error at once, not after minutes of loading. The run folder's files: `outputs.jsonl` (appended and
+forced to disk per batch, so a kill loses nothing written; a torn last line is dropped on reading),
+`manifest.json` (config, versions, data hashes) and `metrics.json`.
 """
 
 from __future__ import annotations
@@ -17,11 +19,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import platform
 import re
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from mathforge import faults
+from mathforge.data.files import read_appended_jsonl
+
 ROOT = Path("runs/eval")
+OUTPUTS, METRICS, MANIFEST = "outputs.jsonl", "metrics.json", "manifest.json"
 # Config keys that may change between a run and its resumption without changing any generation:
 # another profile re-grades the stored records at `finalize` (their grade keys differ); another
 # grade timeout applies to what is graded from then on, recorded timeouts included.
@@ -122,3 +131,70 @@ def check_same_run(out: Path, manifest_name: str, outputs_name: str, config: dic
                          "leave out --out to get a folder of its own, or delete this one")
     if old.get("data") != data:
         raise ValueError(f"{path}: the benchmark data changed since this run started; use another --out")
+
+
+
+_appends = [0]          # appends in this process, for the kill-and-resume test's exact point
+
+
+def append_records(path: Path, records: list[dict]) -> None:
+    """Append records and force them to disk, so a kill right after loses nothing written."""
+    with path.open("a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        f.flush()
+        os.fsync(f.fileno())
+    _appends[0] += 1
+    faults.kill_at(faults.EVAL, _appends[0])
+
+
+def load_records(path: Path, n: int | None = None, *, repair: bool = False) -> list[dict]:
+    """Read outputs.jsonl (the reader `mathforge grade` uses for its verdicts: a torn last line is
+    dropped); with `n`, so are problems with fewer than `n` samples. With `repair`, the file is
+    rewritten to hold exactly what is returned."""
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    records = [r for _, r in read_appended_jsonl(path)]
+    kept = records
+    if n is not None:
+        counts: dict[tuple, int] = {}
+        for r in records:
+            counts[(r["dataset"], r["idx"])] = counts.get((r["dataset"], r["idx"]), 0) + 1
+        kept = [r for r in records if counts[(r["dataset"], r["idx"])] == n]
+    if repair and (not raw.endswith(b"\n") and raw or len(kept) != len(records)):
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
+        os.replace(tmp, path)
+    return kept
+
+
+def package_versions() -> dict[str, str | None]:
+    import mathforge
+
+    out: dict[str, str | None] = {"mathforge": mathforge.__version__, "python": platform.python_version()}
+    for dist in ("torch", "transformers", "tokenizers", "sympy", "math-verify", "antlr4-python3-runtime",
+                 "vllm"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def check_or_write_manifest(out: Path, manifest: dict, defaults: dict | None = None) -> None:
+    """A run folder belongs to one config: resuming with different settings is an error, not a mix."""
+    path = out / MANIFEST
+    check_same_run(out, MANIFEST, OUTPUTS, manifest["config"], manifest["data"], defaults)
+    if path.exists() and (out / OUTPUTS).exists():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        # The grading settings are the current ones: finalize re-grades what was graded otherwise.
+        manifest = {**old, "config": manifest["config"], "profile": manifest["profile"],
+                    "grader_version": manifest["grader_version"], "versions_resumed": manifest["versions"],
+                    "resumed_at": manifest["created"]}
+    write_json(path, manifest)

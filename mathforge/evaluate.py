@@ -20,24 +20,31 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
-from mathforge import faults
-from mathforge.data.files import ANSWER_RULES, read_appended_jsonl
+from mathforge.data.files import ANSWER_RULES
 from mathforge.data.prompts import build_prompt, get_style, stop_strings
 from mathforge.data.sources import FileFields, load_demos, load_source, source_hash, source_label
 from mathforge.eval_metrics import compute_metrics
-from mathforge.eval_runs import VOLATILE_KEYS, check_same_run, default_out_dir
+from mathforge.eval_runs import (  # noqa: F401  (the run-folder helpers are part of this module's API)
+    MANIFEST,
+    METRICS,
+    OUTPUTS,
+    VOLATILE_KEYS,
+    append_records,
+    check_or_write_manifest,
+    check_same_run,
+    default_out_dir,
+    load_records,
+    package_versions,
+    write_json,
+)
 from mathforge.grading.jobs import GradePool, check_profile, grade_key, stored_verdict
 from mathforge.infer.tools import Trace, generate_traces
 
-OUTPUTS, METRICS, MANIFEST = "outputs.jsonl", "metrics.json", "manifest.json"
 __all__ = ["VOLATILE_KEYS", "EvalConfig", "compute_metrics", "evaluate"]
 # Choices this harness makes where the originals are silent or differ; recorded in every manifest.
 NOTES = [
@@ -223,80 +230,11 @@ def build_records(problems: list, prompts: list[str], traces: list[list[Trace]],
     return records
 
 
-# ------------------------------------------------------------------ run folder: outputs, resume, manifest
-
-
-_appends = [0]          # appends in this process, for the kill-and-resume test's exact point
-
-
-def append_records(path: Path, records: list[dict]) -> None:
-    """Append records and force them to disk, so a kill right after loses nothing written."""
-    with path.open("a", encoding="utf-8") as f:
-        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-        f.flush()
-        os.fsync(f.fileno())
-    _appends[0] += 1
-    faults.kill_at(faults.EVAL, _appends[0])
-
-
-def load_records(path: Path, n: int | None = None, *, repair: bool = False) -> list[dict]:
-    """Read outputs.jsonl (the reader `mathforge grade` uses for its verdicts: a torn last line is
-    dropped); with `n`, so are problems with fewer than `n` samples. With `repair`, the file is
-    rewritten to hold exactly what is returned."""
-    if not path.exists():
-        return []
-    raw = path.read_bytes()
-    records = [r for _, r in read_appended_jsonl(path)]
-    kept = records
-    if n is not None:
-        counts: dict[tuple, int] = {}
-        for r in records:
-            counts[(r["dataset"], r["idx"])] = counts.get((r["dataset"], r["idx"]), 0) + 1
-        kept = [r for r in records if counts[(r["dataset"], r["idx"])] == n]
-    if repair and (not raw.endswith(b"\n") and raw or len(kept) != len(records)):
-        tmp = path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
-        os.replace(tmp, path)
-    return kept
-
-
-def package_versions() -> dict[str, str | None]:
-    import mathforge
-
-    out: dict[str, str | None] = {"mathforge": mathforge.__version__, "python": platform.python_version()}
-    for dist in ("torch", "transformers", "tokenizers", "sympy", "math-verify", "antlr4-python3-runtime",
-                 "vllm"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
-
-
 def data_hashes(cfg: EvalConfig, problems: dict[str, list]) -> dict[str, dict]:
     """Per source: its file and sha256 (or the task's draw), plus a hash of the loaded (id, question, gold)."""
     return {source_label(spec): source_hash(spec, cfg.split, problems[source_label(spec)], task_seed=cfg.task_seed,
                                             task_args=cfg.task_args)
             for spec in cfg.benchmarks}
-
-
-def write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def check_or_write_manifest(out: Path, manifest: dict) -> None:
-    """A run folder belongs to one config: resuming with different settings is an error, not a mix."""
-    path = out / MANIFEST
-    check_same_run(out, MANIFEST, OUTPUTS, manifest["config"], manifest["data"], config_defaults())
-    if path.exists() and (out / OUTPUTS).exists():
-        old = json.loads(path.read_text(encoding="utf-8"))
-        # The grading settings are the current ones: finalize re-grades what was graded otherwise.
-        manifest = {**old, "config": manifest["config"], "profile": manifest["profile"],
-                    "grader_version": manifest["grader_version"], "versions_resumed": manifest["versions"],
-                    "resumed_at": manifest["created"]}
-    write_json(path, manifest)
 
 
 # ------------------------------------------------------------------ the harness
@@ -340,7 +278,7 @@ def evaluate(cfg: EvalConfig, engine=None, *, progress: bool = False) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     outputs = out / OUTPUTS
     try:
-        check_or_write_manifest(out, manifest)
+        check_or_write_manifest(out, manifest, config_defaults())
         done = {(r["dataset"], r["idx"]) for r in load_records(outputs, cfg.n, repair=True)}
         params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                                 seed=cfg.seed)
