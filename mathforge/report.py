@@ -41,7 +41,28 @@ def load_run(path: str | Path) -> Run:
             raise ValueError(f"{f}:{exc.lineno}: malformed JSON ({exc.msg})") from exc
     if "benchmarks" not in files["metrics.json"]:
         raise ValueError(f"{path / 'metrics.json'}: no 'benchmarks' field")
-    return Run(path.resolve().name, path, files["metrics.json"], files["manifest.json"])
+    return Run(path.resolve().name, path, in_percent(files["metrics.json"]), files["manifest.json"])
+
+
+def in_percent(metrics: dict) -> dict:
+    """The report's view of metrics.json: metrics.json holds fractions (`"unit": "fraction"`, as grade
+    and training do), the report shows percentages. Files written before the unit was recorded
+    hold percentages under older key names and are read as they are."""
+    if metrics.get("unit") != "fraction":
+        return {**metrics, "benchmarks": {b: {**m, "ci95_wilson": m.get("accuracy_ci_wilson", m.get("accuracy_ci")),
+                                              "n_problems": m.get("num_problems"), "n_samples": m.get("num_samples")}
+                                          for b, m in metrics["benchmarks"].items()}}
+    pct = lambda x: None if x is None else 100.0 * x  # noqa: E731
+    out = {**metrics, "average_accuracy": pct(metrics.get("average_accuracy")), "benchmarks": {}}
+    for b, m in metrics["benchmarks"].items():
+        out["benchmarks"][b] = {
+            **m, "accuracy": pct(m["accuracy"]), "ci95_wilson": [pct(x) for x in m["ci95_wilson"]],
+            "sample_accuracy": pct(m.get("sample_accuracy")),
+            "maj_at_k": {k: pct(v) for k, v in m["maj_at_k"].items()},
+            "pass_at_k": {k: pct(v) for k, v in m["pass_at_k"].items()},
+            **{key: {g: {**v, "accuracy": pct(v["accuracy"])} for g, v in m.get(key, {}).items()}
+               for key in ("by_level", "by_type")}}
+    return out
 
 
 def _labels(runs: list[Run]) -> None:
@@ -98,7 +119,7 @@ def plot_accuracy(runs: list[Run]) -> bytes:
         for b in names:
             m = r.metrics["benchmarks"].get(b)
             a = m["accuracy"] if m else float("nan")
-            lo, hi = m["accuracy_ci"] if m else (a, a)
+            lo, hi = m["ci95_wilson"] if m else (a, a)
             acc.append(a)
             err[0].append(max(0.0, a - lo))
             err[1].append(max(0.0, hi - a))
@@ -205,7 +226,7 @@ def _verdict(m: dict, key: str) -> str:
 def tables(runs: list[Run]) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) for every table of the report."""
     out = []
-    hdr = ["benchmark", "run", "problems", "samples", "accuracy", "95% CI", "wrong", "timeout", "maj@k",
+    hdr = ["benchmark", "run", "problems", "samples", "accuracy", "95% CI (Wilson)", "wrong", "timeout", "maj@k",
            "pass@k", "extract fail %", "exec err", "exec timeout", "grade timeout (all samples)", "tok/s"]
     rows = []
     for b in _bench_names(runs):
@@ -215,8 +236,8 @@ def tables(runs: list[Run]) -> list[tuple[str, list[str], list[list[str]]]]:
                 continue
             k = str(max(int(x) for x in m["pass_at_k"]))
             f = m["flags"]
-            rows.append([b, r.label, _fmt(m["num_problems"]), _fmt(m["num_samples"]), _fmt(m["accuracy"]),
-                         "[{:.1f}, {:.1f}]".format(*m["accuracy_ci"]), _verdict(m, "wrong"), _verdict(m, "timeout"),
+            rows.append([b, r.label, _fmt(m["n_problems"]), _fmt(m["n_samples"]), _fmt(m["accuracy"]),
+                         "[{:.1f}, {:.1f}]".format(*m["ci95_wilson"]), _verdict(m, "wrong"), _verdict(m, "timeout"),
                          f"@{k}: {m['maj_at_k'][k]:.1f}",
                          f"@{k}: {m['pass_at_k'][k]:.1f}", f"{100 * f['extraction_failed']['rate']:.1f}",
                          _fmt(f["exec_error"]["count"]), _fmt(f["exec_timeout"]["count"]),
@@ -266,12 +287,19 @@ CSS = ("body{font-family:system-ui,sans-serif;margin:24px;max-width:1150px;color
 
 def write_report(run_dirs: list[str | Path], *, out_dir: str | Path | None = None,
                  title: str = "mathforge evaluation report") -> list[Path]:
-    """Write report.md, report.html and the PNG plots; returns their paths."""
+    """Write report.md, report.html and the PNG plots; returns their paths. Of several folders (a
+    glob such as `runs/eval/*`), those that hold no finished run (no metrics.json: a run still going,
+    interrupted or failed) are left out, and the report says which; one such folder alone is an error."""
     if not run_dirs:
         raise ValueError("write_report: give at least one run folder")
-    runs = [load_run(p) for p in run_dirs]
+    finished = [p for p in run_dirs if len(run_dirs) == 1 or (Path(p) / "metrics.json").is_file()]
+    if not finished:
+        raise FileNotFoundError(f"none of the {len(run_dirs)} folders holds a finished `mathforge eval` run "
+                                "(metrics.json)")
+    skipped = [str(p) for p in run_dirs if p not in finished]
+    runs = [load_run(p) for p in finished]
     _labels(runs)
-    out = Path(out_dir) if out_dir else Path(run_dirs[0])
+    out = Path(out_dir) if out_dir else Path(finished[0])
     out.mkdir(parents=True, exist_ok=True)
     plots = [("Accuracy by benchmark", "accuracy.png", plot_accuracy(runs)),
              ("maj@k and pass@k", "accuracy_vs_k.png", plot_vs_k(runs)),
@@ -290,7 +318,7 @@ def write_report(run_dirs: list[str | Path], *, out_dir: str | Path | None = Non
              "comparison the grader ran out of time on is not a wrong answer, and it is not counted correct. "
              "Grader profile and versions are listed below: never compare numbers across profiles "
              "(methods.md §g.9).")
-    warn = warnings(runs)
+    warn = warnings(runs) + ([f"Left out, no finished run (no metrics.json): {', '.join(skipped)}"] if skipped else [])
     md = [f"# {title}", "", *[f"> **{w}**\n" for w in warn], intro, ""]
     page = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>",

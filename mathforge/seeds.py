@@ -56,9 +56,9 @@ def paired(base: list[float], variant: list[float]) -> dict[str, Any]:
                            "variant_wins": sum(x > 0 for x in d), "ties": sum(x == 0 for x in d)}
     if n > 1:
         half = t975(n - 1) * stdev(d) / math.sqrt(n)
-        out.update(std_diff=stdev(d), ci_low=mean(d) - half, ci_high=mean(d) + half)
+        out.update(std_diff=stdev(d), ci95_t=[mean(d) - half, mean(d) + half])
     else:
-        out.update(std_diff=None, ci_low=None, ci_high=None)
+        out.update(std_diff=None, ci95_t=None)
     # exact sign-flip test: under H0 each difference is as likely to have either sign
     observed = abs(sum(d))
     flips = list(itertools.product((1, -1), repeat=n)) if n <= 16 else None
@@ -141,13 +141,14 @@ def report(result: dict[str, Any]) -> str:
         cells = []
         for s in seeds:
             r = result["runs"][arm][str(s)]
-            cells.append(f"{_pct(r['accuracy'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]")
+            lo, hi = r["ci95_wilson"]
+            cells.append(f"{_pct(r['accuracy'])} [{_pct(lo)}, {_pct(hi)}]")
         lines.append(f"| {arm} | " + " | ".join(cells) + f" | {_pct(summ['mean'])} | {_pct(summ['std'])} |")
     lines += ["", "Accuracy % of each seed's final in-loop evaluation, 95% Wilson interval over its problems; "
               "mean and sample standard deviation over seeds."]
     p = result.get("paired")
     if p:
-        ci = "n/a" if p["ci_low"] is None else f"[{_pct(p['ci_low'])}, {_pct(p['ci_high'])}]"
+        ci = "n/a" if p["ci95_t"] is None else f"[{_pct(p['ci95_t'][0])}, {_pct(p['ci95_t'][1])}]"
         lines += ["", f"**Paired (variant − base):** mean {_pct(p['mean_diff'])} points, 95% t-interval over seeds {ci}; "
                   f"variant better on {p['variant_wins']} of {p['n_seeds']} seeds; exact sign-flip p = "
                   f"{'n/a' if p['sign_flip_p'] is None else round(p['sign_flip_p'], 4)}."]

@@ -18,12 +18,12 @@ def test_paired_comparison_matches_a_hand_computation():
     sd = (42 / 3600 / 2) ** 0.5  # 0.0763763
     assert p["std_diff"] == pytest.approx(sd)
     half = 4.303 * sd / 3**0.5  # t_{0.975, 2} = 4.303
-    assert (p["ci_low"], p["ci_high"]) == pytest.approx((1 / 30 - half, 1 / 30 + half))
+    assert p["ci95_t"] == pytest.approx([1 / 30 - half, 1 / 30 + half])
     # sign flips of (.05, -.05, .10): sums .2 0 .1 -.1 .1 -.1 0 -.2; |sum| >= |.1| in 6 of 8
     assert p["sign_flip_p"] == pytest.approx(6 / 8)
     assert p["variant_wins"] == 2 and p["ties"] == 0
     one = paired([0.5], [0.6])
-    assert one["ci_low"] is None and one["sign_flip_p"] == 1.0
+    assert one["ci95_t"] is None and one["sign_flip_p"] == 1.0
     with pytest.raises(ValueError, match="same non-zero number"):
         paired([0.1, 0.2], [0.3])
 

@@ -134,17 +134,41 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, value) for each non-empty line; a malformed line (or one that is not UTF-8)
     names file and line."""
     with Path(path).open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ValueError(_not_utf8(path, raw, exc).replace(f"{path}:1:", f"{path}:{lineno}:", 1)) from None
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: malformed JSON line ({exc.msg}, column {exc.colno})") from exc
+        yield from _parse_lines(_decoded(fh, path), path)
+
+
+def _decoded(raw_lines: Iterable[bytes], path: str | Path) -> Iterator[str]:
+    for lineno, raw in enumerate(raw_lines, 1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(_not_utf8(path, raw, exc).replace(f"{path}:1:", f"{path}:{lineno}:", 1)) from None
+
+
+def _parse_lines(lines: Iterable[str], where: Path) -> Iterator[tuple[int, Any]]:
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where}:{lineno}: malformed JSON line ({exc.msg}, column {exc.colno})") from exc
+
+
+def read_appended_jsonl(path: Path, *, cut: bool = False) -> list[tuple[int, Any]]:
+    """(line number, value) of a JSONL file that a resumable run appends to (eval's outputs.jsonl,
+    grade's verdicts.jsonl): a last line without its newline was torn by a kill mid-write and is
+    dropped (with `cut`, also cut from the file); any other malformed line names file and line.
+    A missing file reads as empty."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n") and cut:
+        with path.open("r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+    kept = data[: data.rfind(b"\n") + 1]
+    return list(_parse_lines(_decoded(kept.splitlines(keepends=True), path), path))
 
 
 def iter_json_list(path: Path) -> Iterator[tuple[int, Any]]:

@@ -12,7 +12,6 @@ one-element-list shape `{"source": [q], "target": [r]}` of the MFT release is ac
 
 from __future__ import annotations
 
-import importlib
 import json
 import random
 from dataclasses import dataclass, field
@@ -103,13 +102,12 @@ def read_examples(path: str | Path, template: str = "{question}\n", keys: tuple[
 
 def task_examples(task: str, n: int, seed: int, args: dict[str, Any]) -> list[Example]:
     """`n` examples from the synthetic generator registered as `task` in `mathforge.data.tasks`."""
-    from mathforge.data.tasks import TASKS
+    from mathforge.data.tasks import generate_task
 
-    module = importlib.import_module(f"mathforge.data.tasks.{TASKS[task].split(':')[0]}")
     try:
-        return list(module.generate(n, seed=seed, **args))
-    except TypeError as exc:
-        raise ValueError(f"data.task_args for task {task!r}: {exc}") from None
+        return generate_task(task, n, seed=seed, args=args)
+    except ValueError as exc:
+        raise ValueError(f"data.task / data.task_args: {exc}") from None
 
 
 def load_examples(cfg: Any) -> tuple[list[Example], list[Example]]:

@@ -361,8 +361,8 @@ class _Run:
             res = exact_match(model, self.tok, self.data.eval_examples[: ev.n_problems],
                               max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size,
                               extract_style=self.cfg.data.extract_style, keep_samples=final)
-            out.update(eval_accuracy=res["accuracy"], eval_ci_low=res["ci_low"], eval_ci_high=res["ci_high"],
-                       eval_n=res["n"])
+            out.update(eval_accuracy=res["accuracy"], eval_ci95_wilson=res["ci95_wilson"],
+                       eval_n_problems=res["n_problems"])
             if final:
                 _write_jsonl(self.out / "eval_samples.jsonl", res["samples"])
             self.track_best(model, res["accuracy"])
