@@ -25,9 +25,10 @@ import torch
 from mathforge.data.render import render
 from mathforge.data.tasks.multiplication import load_shipped
 from mathforge.grading import extract_answer
+from mathforge.grading.metrics import wilson_interval
 from mathforge.models.loading import load_model
 from mathforge.models.presets import count_params
-from mathforge.train.evaluation import greedy_completions, wilson_ci
+from mathforge.train.evaluation import greedy_completions
 
 
 def prompts_of(examples, tok) -> list[list[int]]:
@@ -47,7 +48,7 @@ def timed(model, tok, prompts, batch_size: int, max_new_tokens: int) -> tuple[li
 
 def accuracy(texts: list[str], examples) -> dict:
     correct = sum(extract_answer(t, style="icot") == ex.answer for t, ex in zip(texts, examples, strict=True))
-    lo, hi = wilson_ci(correct, len(examples))
+    lo, hi = wilson_interval(correct, len(examples))
     return {"acc": correct / len(examples), "correct": correct, "n": len(examples), "ci": [lo, hi]}
 
 

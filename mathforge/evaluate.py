@@ -1,40 +1,51 @@
 """The evaluation harness: model + benchmark(s) + prompt style + decoding -> outputs.jsonl, metrics.json.
 
-Implements the pipeline of methods.md §g.1 (math-evaluation-harness lineage): build the question
-(§g.6), wrap it in a prompt style (§g.2), generate `n` samples, run code for program/tool styles (§g.3),
+Implements the pipeline of methods.md §g.1 (math-evaluation-harness lineage): load the problems (a
+shipped benchmark, a user file with a field mapping, or a task generator: `mathforge.data.sources`),
+build the question (§g.6), wrap it in a prompt style (§g.2; through the model's chat template when it
+has one, unless `chat=False`), generate `n` samples, run code for program/tool styles (§g.3),
 extract the answer (§g.4), normalise, grade against the gold under a grading profile (§g.5; `default`
 unless `profile=` says otherwise) and aggregate (§g.7). One JSON record per (problem, sample) is appended
 and flushed as soon as a batch is graded, so a killed run resumes where it stopped: finished problems
 are skipped, a half-written tail is dropped. `finalize` re-grades, before computing metrics, every
 record graded under another grader version, profile or timeout, and every recorded grader timeout
 (`mathforge.grading.jobs`). `manifest.json` beside the outputs holds the resolved config, package
-versions and data hashes.
+versions and data hashes. The run folder is named by `mathforge.eval_runs` unless given, and checked
+against its settings before any model is loaded; a run that fails before its first record leaves no
+folder behind.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
-import platform
+import shutil
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
-from mathforge import faults
-from mathforge.data.files import sha256_file
+from mathforge.data.files import ANSWER_RULES
 from mathforge.data.prompts import build_prompt, get_style, stop_strings
-from mathforge.grading.jobs import GradePool, check_profile, cluster_job, grade_key, stored_verdict
+from mathforge.data.sources import FileFields, load_demos, load_source, source_hash, source_label
+from mathforge.eval_metrics import compute_metrics
+from mathforge.eval_runs import (  # noqa: F401  (the run-folder helpers are part of this module's API)
+    MANIFEST,
+    METRICS,
+    OUTPUTS,
+    VOLATILE_KEYS,
+    append_records,
+    check_or_write_manifest,
+    check_same_run,
+    default_out_dir,
+    load_records,
+    package_versions,
+    write_json,
+)
+from mathforge.grading.jobs import GradePool, check_profile, grade_key, stored_verdict
 from mathforge.infer.tools import Trace, generate_traces
 
-OUTPUTS, METRICS, MANIFEST = "outputs.jsonl", "metrics.json", "manifest.json"
-# Config keys that may change between a run and its resumption without changing any generation:
-# another profile re-grades the stored records at `finalize` (their grade keys differ); another
-# grade timeout applies to what is graded from then on, recorded timeouts included.
-VOLATILE_KEYS = {"out_dir", "batch_size", "workers", "profile", "grade_timeout"}
+__all__ = ["VOLATILE_KEYS", "EvalConfig", "compute_metrics", "evaluate"]
 # Choices this harness makes where the originals are silent or differ; recorded in every manifest.
 NOTES = [
     "[library] tool/program styles: extract_program reads the generated text only, never the few-shot demos",
@@ -42,16 +53,22 @@ NOTES = [
     "and resuming do not change samples",
     "[library] generate_s per sample = wall time of its batched generate call / samples in the call",
 ]
-FLAG_NAMES = ("empty", "exec_error", "exec_timeout", "grade_timeout", "extraction_failed")
 
 
 @dataclass
 class EvalConfig:
-    """What to evaluate and how. `n` samples per problem (greedy when temperature == 0)."""
+    """What to evaluate and how. `n` samples per problem (greedy when temperature == 0).
+
+    `benchmarks` entries are sources (`mathforge.data.sources`): shipped benchmark names, user
+    JSONL/JSON files (fields `question_field`, `answer_field`, optional `id_field`, `answer_rule`)
+    or `task:NAME` generators (`task_seed`, `task_args`). `chat`: None applies a local model's chat
+    template when its tokenizer has one; True or False force it. `shots_from`: None (the style's
+    demos), `train` (the benchmark's train split) or a file; `shot_ids` picks exemplars by index.
+    `out_dir` None: a folder of its own under runs/eval (`mathforge.eval_runs.default_out_dir`)."""
 
     model: str
     benchmarks: list[str]
-    out_dir: str
+    out_dir: str | None = None
     split: str = "test"
     style: str = "cot"
     shots: int = 0
@@ -68,6 +85,16 @@ class EvalConfig:
     profile: str = "default"  # grading profile (mathforge.grading.profiles)
     workers: int | None = None
     ks: list[int] = field(default_factory=list)
+    chat: bool | None = None
+    system: str | None = None  # a system turn before each prompt (chat only)
+    question_field: str = "question"
+    answer_field: str = "answer"
+    id_field: str | None = None
+    answer_rule: str | None = None
+    task_seed: int = 0
+    task_args: dict = field(default_factory=dict)
+    shots_from: str | None = None
+    shot_ids: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         get_style(self.style)  # unknown style -> ValueError naming the known ones
@@ -82,12 +109,55 @@ class EvalConfig:
                 raise ValueError(f"EvalConfig.{name} must be an int >= {low}, got {value!r}")
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
             raise ValueError(f"EvalConfig.limit must be a positive int or None, got {self.limit!r}")
+        from mathforge.infer.types import SamplingParams
+
+        try:  # decoding settings are checked here, before anything loads
+            SamplingParams(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
+                           seed=self.seed)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("SamplingParams.", "--").replace("_", "-")) from None
         if self.n > 1 and self.temperature == 0.0:
             raise ValueError("EvalConfig: n > 1 with temperature 0 gives n identical samples; set temperature")
         bad = [k for k in self.ks if not 1 <= k <= self.n]
         if bad:
             raise ValueError(f"EvalConfig.ks {bad} must lie in 1..n={self.n}")
         self.ks = sorted(set(self.ks)) or default_ks(self.n)
+        if self.system is not None and self.chat is False:
+            raise ValueError("--system needs the chat template: leave out --no-chat")
+        if self.answer_rule is not None and self.answer_rule not in ANSWER_RULES:
+            raise ValueError(f"unknown --answer-rule {self.answer_rule!r}; known: {', '.join(ANSWER_RULES)}")
+        if self.shots_from is not None and self.shots == 0:
+            raise ValueError("--shots-from needs --shots > 0")
+        if self.shot_ids and len(self.shot_ids) != self.shots:
+            raise ValueError(f"--shot-ids names {len(self.shot_ids)} exemplars but --shots is {self.shots}")
+        if self.out_dir is None:
+            self.out_dir = default_out_dir(self)
+
+    @property
+    def fields(self) -> FileFields:
+        return FileFields(self.question_field, self.answer_field, self.id_field, self.answer_rule)
+
+    def load_problems(self) -> dict[str, list]:
+        """Every source's problems, by dataset label."""
+        out = {}
+        for spec in self.benchmarks:
+            label = source_label(spec)
+            if label in out:
+                raise ValueError(f"two sources are both called {label!r}; rename one file")
+            out[label] = load_source(spec, self.split, limit=self.limit, fields=self.fields,
+                                     task_seed=self.task_seed, task_args=self.task_args)
+        return out
+
+
+def config_defaults() -> dict:
+    """Every EvalConfig field that has a default, with it (for manifests older than a field)."""
+    out = {}
+    for f in dataclasses.fields(EvalConfig):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
 
 
 def default_ks(n: int) -> list[int]:
@@ -160,148 +230,131 @@ def build_records(problems: list, prompts: list[str], traces: list[list[Trace]],
     return records
 
 
-# ------------------------------------------------------------------ run folder: outputs, resume, manifest
-
-
-_appends = [0]          # appends in this process, for the kill-and-resume test's exact point
-
-
-def append_records(path: Path, records: list[dict]) -> None:
-    """Append records and force them to disk, so a kill right after loses nothing written."""
-    with path.open("a", encoding="utf-8") as f:
-        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-        f.flush()
-        os.fsync(f.fileno())
-    _appends[0] += 1
-    faults.kill_at(faults.EVAL, _appends[0])
-
-
-def load_records(path: Path, n: int | None = None, *, repair: bool = False) -> list[dict]:
-    """Read outputs.jsonl. A torn last line (a kill mid-write) is dropped; with `n`, so are problems
-    with fewer than `n` samples. With `repair`, the file is rewritten to hold exactly what is returned."""
-    if not path.exists():
-        return []
-    records, torn = [], False
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    for lineno, line in enumerate(lines, 1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            if lineno == len(lines) and not line.endswith("\n"):
-                torn = True
-                break
-            raise ValueError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from exc
-    kept = records
-    if n is not None:
-        counts: dict[tuple, int] = {}
-        for r in records:
-            counts[(r["dataset"], r["idx"])] = counts.get((r["dataset"], r["idx"]), 0) + 1
-        kept = [r for r in records if counts[(r["dataset"], r["idx"])] == n]
-    if repair and (torn or len(kept) != len(records)):
-        tmp = path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
-        os.replace(tmp, path)
-    return kept
-
-
-def package_versions() -> dict[str, str | None]:
-    import mathforge
-
-    out: dict[str, str | None] = {"mathforge": mathforge.__version__, "python": platform.python_version()}
-    for dist in ("torch", "transformers", "tokenizers", "sympy", "math-verify", "antlr4-python3-runtime",
-                 "vllm"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
-
-
 def data_hashes(cfg: EvalConfig, problems: dict[str, list]) -> dict[str, dict]:
-    """Per benchmark: the shipped file and its sha256, plus a hash of the loaded (question, gold) pairs."""
-    from mathforge.data.benchmarks import benchmark_file, data_root
-
-    out = {}
-    for name, probs in problems.items():
-        path = benchmark_file(name, cfg.split)
-        content = hashlib.sha256(json.dumps([[p.id, p.question, p.answer] for p in probs]).encode()).hexdigest()
-        try:
-            rel = str(path.relative_to(data_root()))
-        except ValueError:
-            rel = str(path)
-        out[name] = {"file": rel, "sha256": sha256_file(path), "problems": len(probs), "problems_sha256": content}
-    return out
-
-
-def write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def check_or_write_manifest(out: Path, manifest: dict) -> None:
-    """A run folder belongs to one config: resuming with different settings is an error, not a mix."""
-    path = out / MANIFEST
-    if path.exists() and (out / OUTPUTS).exists():
-        old = json.loads(path.read_text(encoding="utf-8"))
-        a = {k: v for k, v in old.get("config", {}).items() if k not in VOLATILE_KEYS}
-        b = {k: v for k, v in manifest["config"].items() if k not in VOLATILE_KEYS}
-        diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
-        if diff:
-            raise ValueError(f"{path}: this run folder was made with different settings ({', '.join(diff)}); "
-                             "use another --out or delete the folder")
-        if old.get("data") != manifest["data"]:
-            raise ValueError(f"{path}: the benchmark data changed since this run started; use another --out")
-        # The grading settings are the current ones: finalize re-grades what was graded otherwise.
-        manifest = {**old, "config": manifest["config"], "profile": manifest["profile"],
-                    "grader_version": manifest["grader_version"], "versions_resumed": manifest["versions"],
-                    "resumed_at": manifest["created"]}
-    write_json(path, manifest)
+    """Per source: its file and sha256 (or the task's draw), plus a hash of the loaded (id, question, gold)."""
+    return {source_label(spec): source_hash(spec, cfg.split, problems[source_label(spec)], task_seed=cfg.task_seed,
+                                            task_args=cfg.task_args)
+            for spec in cfg.benchmarks}
 
 
 # ------------------------------------------------------------------ the harness
 
 
 def evaluate(cfg: EvalConfig, engine=None, *, progress: bool = False) -> dict:
-    """Run (or resume) an evaluation; returns the metrics also written to `out_dir/metrics.json`."""
-    from mathforge.data import load_benchmark
+    """Run (or resume) an evaluation; returns the metrics also written to `out_dir/metrics.json`.
+
+    Everything that can be checked without the model is checked before it loads: the problems, the
+    few-shot exemplars and prompts, and whether `out_dir` holds a run with other settings."""
     from mathforge.grading import GRADER_VERSION
     from mathforge.infer.types import SamplingParams
 
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     style = get_style(cfg.style)
-    problems = {name: load_benchmark(name, cfg.split, limit=cfg.limit) for name in cfg.benchmarks}
+    problems = cfg.load_problems()
+    demos = {name: load_demos(cfg.shots_from, spec, cfg.shots, cfg.shot_ids) if cfg.shots_from else None
+             for name, spec in zip(problems, cfg.benchmarks, strict=True)}
+    data = data_hashes(cfg, problems)
+    config = dataclasses.asdict(cfg)
+    check_same_run(out, MANIFEST, OUTPUTS, config, data, config_defaults())
+    if not style.needs_eos:  # prompts are final without the tokenizer: build them all now (errors early)
+        for name, probs in problems.items():
+            for p in probs:
+                build_prompt(p.question, style, shots=cfg.shots, benchmark=name, demos=demos[name])
+    else:  # prompts need the tokenizer: check one per benchmark now (too many shots, no demos)
+        for name, probs in problems.items():
+            if probs:
+                build_prompt(probs[0].question, style, shots=cfg.shots, benchmark=name, demos=demos[name])
     if engine is None:
         from mathforge.infer import load_engine
 
         engine = load_engine(cfg.model)
     tokenizer = getattr(engine, "tokenizer", None)
+    _set_chat(engine, tokenizer, cfg.chat, cfg.system)
     eos = getattr(tokenizer, "eos_token", None) or ""
     stop = stop_strings(style, eos or None)
-    manifest = {"config": dataclasses.asdict(cfg), "style": dataclasses.asdict(style), "stop": stop,
-                "profile": cfg.profile, "grader_version": GRADER_VERSION, "engine": type(engine).__name__, "notes": NOTES,
-                "versions": package_versions(), "data": data_hashes(cfg, problems),
+    unknown = _unknown_token_check(engine, tokenizer, problems, style, cfg, demos, eos)
+    manifest = {"config": config, "style": dataclasses.asdict(style), "stop": stop, "unknown_tokens": unknown,
+                "chat_template": bool(getattr(engine, "chat", False)), "demos": demos_record(demos),
+                "profile": cfg.profile, "grader_version": GRADER_VERSION, "engine": type(engine).__name__,
+                "notes": NOTES, "versions": package_versions(), "data": data,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    check_or_write_manifest(out, manifest)
+    made_here = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
     outputs = out / OUTPUTS
-    done = {(r["dataset"], r["idx"]) for r in load_records(outputs, cfg.n, repair=True)}
-    params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                            seed=cfg.seed)
-    with GradePool(cfg.workers) as pool:
-        for name, probs in problems.items():
-            todo = [p for p in probs if (name, p.id) not in done]
-            for start in _progress(range(0, len(todo), cfg.batch_size), progress, f"{name} ({len(todo)} left)"):
-                batch = todo[start:start + cfg.batch_size]
-                prompts = [build_prompt(p.question, style, shots=cfg.shots, benchmark=name, eos=eos) for p in batch]
-                traces = generate_traces(engine, prompts, style=style, n=cfg.n, params=params, stop=stop,
-                                         max_rounds=cfg.max_rounds, exec_timeout=cfg.exec_timeout,
-                                         workers=cfg.workers)
-                ptoks = [len(tokenizer(p).input_ids) if tokenizer is not None else None for p in prompts]
-                append_records(outputs, build_records(batch, prompts, traces, style=style, pool=pool,
-                                                      grade_timeout=cfg.grade_timeout, prompt_tokens=ptoks,
-                                                      profile=cfg.profile))
-        return finalize(out, cfg, pool)
+    try:
+        check_or_write_manifest(out, manifest, config_defaults())
+        done = {(r["dataset"], r["idx"]) for r in load_records(outputs, cfg.n, repair=True)}
+        params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                                seed=cfg.seed)
+        with GradePool(cfg.workers) as pool:
+            for name, probs in problems.items():
+                todo = [p for p in probs if (name, p.id) not in done]
+                for start in _progress(range(0, len(todo), cfg.batch_size), progress, f"{name} ({len(todo)} left)"):
+                    batch = todo[start:start + cfg.batch_size]
+                    prompts = [build_prompt(p.question, style, shots=cfg.shots, benchmark=name, eos=eos,
+                                            demos=demos[name]) for p in batch]
+                    traces = generate_traces(engine, prompts, style=style, n=cfg.n, params=params, stop=stop,
+                                             max_rounds=cfg.max_rounds, exec_timeout=cfg.exec_timeout,
+                                             workers=cfg.workers)
+                    ptoks = _prompt_tokens(engine, tokenizer, prompts)
+                    append_records(outputs, build_records(batch, prompts, traces, style=style, pool=pool,
+                                                          grade_timeout=cfg.grade_timeout, prompt_tokens=ptoks,
+                                                          profile=cfg.profile))
+            return finalize(out, cfg, pool)
+    except BaseException:
+        if made_here and not (outputs.exists() and outputs.stat().st_size):
+            shutil.rmtree(out, ignore_errors=True)  # nothing was generated: leave no half-made folder
+        raise
+
+
+def _prompt_tokens(engine, tokenizer, prompts: list[str]) -> list[int | None]:
+    """Prompt lengths in tokens as the engine encodes them (chat template included)."""
+    if hasattr(engine, "encode"):
+        return [len(ids) for ids in engine.encode(prompts)]
+    return [len(tokenizer(p).input_ids) if tokenizer is not None else None for p in prompts]
+
+
+def _unknown_token_check(engine, tokenizer, problems, style, cfg, demos, eos, sample: int = 20) -> dict:
+    """Per source, how many of its first `sample` prompts hold tokens the model's tokenizer does not
+    know (`<unk>`): a model fed text unlike its training text is warned about, not run silently."""
+    import warnings
+
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None or not hasattr(engine, "encode"):
+        return {}
+    out = {}
+    for name, probs in problems.items():
+        prompts = [build_prompt(p.question, style, shots=cfg.shots, benchmark=name, eos=eos, demos=demos[name])
+                   for p in probs[:sample]]
+        bad = sum(unk in ids for ids in engine.encode(prompts))
+        out[name] = {"checked": len(prompts), "with_unknown_tokens": bad}
+        if bad:
+            warnings.warn(f"{name}: {bad} of the first {len(prompts)} prompts hold tokens unknown to the model's "
+                          f"tokenizer ({tokenizer.unk_token}); is this the kind of text the model was trained on?",
+                          stacklevel=3)
+    return out
+
+
+def _set_chat(engine, tokenizer, chat: bool | None, system: str | None = None) -> None:
+    """A local model's prompts go through its chat template when it has one (chat=None), or as the
+    user forces; a served model's endpoint (`openai:` or `openai-chat:`) decides for itself. A
+    `system` turn goes before every prompt of a chat."""
+    if hasattr(engine, "chat") and tokenizer is not None:
+        has_template = bool(getattr(tokenizer, "chat_template", None))
+        if (chat or system) and not has_template:
+            raise ValueError(f"--{'chat' if chat else 'system'}: this model's tokenizer has no chat template")
+        engine.chat = has_template if chat is None else chat
+    if system is not None:
+        if not getattr(engine, "chat", False) or not hasattr(engine, "system"):
+            raise ValueError("--system needs a chat: a local model with a chat template or openai-chat:URL#MODEL")
+        engine.system = system
+
+
+def demos_record(demos: dict[str, list | None]) -> dict[str, list[dict]] | None:
+    """The few-shot exemplars a run used when they are not the style's own (for the manifest)."""
+    if not any(demos.values()):
+        return None
+    return {name: [dataclasses.asdict(d) for d in ds] for name, ds in demos.items() if ds}
 
 
 def _progress(it, enabled: bool, desc: str):
@@ -333,11 +386,9 @@ def regrade(path: Path, cfg: EvalConfig, pool: GradePool) -> tuple[list[dict], d
     """Grade again every record whose grade key is not the current one (another grader version,
     profile, gold or response) and every recorded timeout (once per call); the file is rewritten
     atomically. Returns the records and `{"regraded_stale": n, "timeouts_retried": m}`."""
-    from mathforge.data import load_benchmark
-
     records = load_records(path, cfg.n, repair=True)
     style = get_style(cfg.style)
-    problems = {(name, p.id): p for name in cfg.benchmarks for p in load_benchmark(name, cfg.split, limit=cfg.limit)}
+    problems = {(name, p.id): p for name, probs in cfg.load_problems().items() for p in probs}
     todo, stale, timeouts = [], 0, 0
     for i, rec in enumerate(records):
         problem = problems.get((rec["dataset"], rec["idx"]))
@@ -361,66 +412,3 @@ def regrade(path: Path, cfg: EvalConfig, pool: GradePool) -> tuple[list[dict], d
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
         os.replace(tmp, path)
     return records, {"regraded_stale": stale, "timeouts_retried": timeouts}
-
-
-# ------------------------------------------------------------------ metrics (§g.7)
-
-
-def compute_metrics(records: list[dict], *, ks: list[int], seed: int = 0, pool: GradePool | None = None,
-                    n_boot: int = 1000, timeout: float = 3.0) -> dict:
-    """Per benchmark: accuracy of the first sample with a bootstrap 95% CI over problems (Wilson too),
-    maj@k and unbiased pass@k for every k, flag counts and rates, breakdowns by level and type (same
-    first-sample column), verdict counts with grader timeouts apart from wrong answers, token counts and
-    generation throughput; plus the unweighted average."""
-    from mathforge.grading import breakdown
-    from mathforge.grading.metrics import summarize_matrix
-
-    grouped: dict[str, dict[Any, list[dict]]] = {}
-    for r in records:
-        grouped.setdefault(r["dataset"], {}).setdefault(r["idx"], []).append(r)
-    pool = pool or GradePool(1)
-    result: dict[str, Any] = {"benchmarks": {}}
-    for name, by_problem in grouped.items():
-        rows = [sorted(v, key=lambda r: r["sample_id"]) for v in by_problem.values()]
-        n = min(len(row) for row in rows)
-        answers = [[r["extracted"] for r in row] for row in rows]
-        correct = [[bool(r["correct"]) for r in row][:n] for row in rows]
-        timed_out = [[stored_verdict(r) == "timeout" for r in row][:n] for row in rows]
-        first = [row[0] for row in rows]
-        labels = (pool.map_fn(cluster_job, [{"answers": a[:n], "opts": row[0].get("grading_opts", {}),
-                                             "profile": row[0].get("profile", "default"),
-                                             "question": row[0].get("question"), "timeout": timeout}
-                                            for a, row in zip(answers, rows, strict=True)])
-                  if n > 1 else [[0 if a[0] else None] for a in answers])
-        summary = summarize_matrix(correct, labels, seed=seed, ks=ks, n_boot=n_boot, timed_out=timed_out)
-        samples = [r for row in rows for r in row]
-        gen_s = sum(r["timing"]["generate_s"] for r in samples)
-        toks = sum(r["tokens"]["generated"] for r in samples)
-        pct = lambda x: round(100.0 * x, 2)  # noqa: E731
-        result["benchmarks"][name] = {
-            "num_problems": len(rows), "num_samples": len(samples), "n": n,
-            "accuracy": round(100.0 * summary["accuracy"], 1),
-            "accuracy_ci": [pct(x) for x in summary["ci95_bootstrap"]],
-            "accuracy_ci_wilson": [pct(x) for x in summary["ci95_wilson"]],
-            "verdicts": summary["verdicts"], "sample_verdicts": summary["sample_verdicts"],
-            "maj_at_k": {str(k): pct(v) for k, v in summary["maj_at_k"].items()},
-            "pass_at_k": {str(k): pct(v) for k, v in summary["pass_at_k"].items()},
-            "flags": {f: {"count": sum(bool(r["flags"].get(f)) for r in samples),
-                          "rate": round(sum(bool(r["flags"].get(f)) for r in samples) / len(samples), 4)}
-                      for f in (*FLAG_NAMES, "call_limit")},
-            "by_level": _pct_table(breakdown(first, "meta.level")),
-            "by_type": _pct_table(breakdown(first, "meta.type")),
-            "tokens_generated": toks, "mean_generated_tokens": round(toks / len(samples), 1),
-            "generate_seconds": round(gen_s, 3), "tokens_per_second": round(toks / gen_s, 2) if gen_s else 0.0,
-        }
-    accs = [m["accuracy"] for m in result["benchmarks"].values()]
-    result["average_accuracy"] = round(sum(accs) / len(accs), 1) if accs else None
-    return result
-
-
-def _pct_table(table: dict) -> dict:
-    """breakdown() output as {str(key): {n, correct, accuracy %}}; no table when nobody has the field."""
-    if list(table) == [None]:
-        return {}
-    return {str(k): {"n": v["n"], "correct": v["correct"], "accuracy": round(100.0 * v["accuracy"], 1)}
-            for k, v in table.items()}

@@ -2,7 +2,8 @@
 
 A test sets an environment variable to the point at which the process must die, and the writer
 calls `kill_at(var, count)` after each unit of work is on disk: the process then kills itself with
-SIGKILL exactly there. The interruption point no longer depends on a timer racing the run, so the
+SIGKILL exactly there (or with the signal named by `MATHFORGE_TEST_KILL_SIGNAL`, e.g. `INT` for
+a Ctrl-C). The interruption point no longer depends on a timer racing the run, so the
 test means the same thing on a fast or a slow machine. Unset, it costs one dictionary look-up.
 """
 
@@ -14,9 +15,12 @@ import signal
 GRADE = "MATHFORGE_TEST_KILL_AFTER"        # problems graded by `mathforge grade`
 TRAIN = "MATHFORGE_TEST_KILL_AT_STEP"      # optimizer steps of `mathforge train`
 EVAL = "MATHFORGE_TEST_KILL_AFTER_WRITES"  # appends to an eval run's outputs.jsonl
+SYNTH = "MATHFORGE_TEST_KILL_AFTER_CHUNKS"  # chunks written by `mathforge synth generate`
+SIGNAL = "MATHFORGE_TEST_KILL_SIGNAL"      # KILL (default), INT (Ctrl-C), TERM
 
 
 def kill_at(var: str, count: int) -> None:
-    """SIGKILL this process when the environment variable `var` is set to `count`."""
+    """Signal this process (SIGKILL unless `SIGNAL` names another) when the environment variable
+    `var` is set to `count`."""
     if os.environ.get(var) == str(count):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), getattr(signal, "SIG" + os.environ.get(SIGNAL, "KILL")))

@@ -7,9 +7,15 @@ Accepted shapes of OUTPUTS.jsonl (one JSON object a line; any other fields are i
 - one line per sample: several lines with the same id, each with `response`, optionally
   `sample` / `sample_id` (the sample index; else file order within the id).
 
-The id key is `id` or `idx`; the text key is `response(s)`, `generation(s)` or `completion(s)`
-(list entries may be strings or objects with a `text` field). The gold comes from a shipped
-benchmark (`benchmark=`: the id is the 0-based record index `Problem.id`) or from a field of
+The id key is `id_field=` (dotted path), else `id` or `idx`, else the line number (each line its own
+problem); the text key is `response_field=`, else `response(s)`, `generation(s)` or `completion(s)`
+(list entries may be strings or objects with a `text` field). A line with a `dataset` field (as
+`mathforge eval` writes) belongs to that dataset: ids of different datasets never clash. The gold
+comes from a shipped benchmark (`benchmark=`: the id is the 0-based record index `Problem.id`), from
+each line's `dataset` when it names a shipped benchmark and neither option is given (so a
+multi-benchmark `outputs.jsonl` of `mathforge eval` re-grades as it is; its records, which carry
+`prompt_style` and `exec_reports`, are read as eval read them: a program style's printed result,
+a style's answer marker), or from a field of
 each line (`gold_field=`, dotted path, with an optional `answer_rule` as in `load_file`); lines
 may then carry `level` / `type` for the breakdown and `question` (or `problem`), the problem text
 the grader reads to see whether a percentage is asked for (a benchmark supplies its own).
@@ -37,10 +43,11 @@ from pathlib import Path
 from typing import Any
 
 from mathforge import faults
-from mathforge.data.files import ANSWER_RULES, get_path, iter_jsonl, sha256_file
+from mathforge.data.files import ANSWER_RULES, get_path, iter_jsonl, read_appended_jsonl, sha256_file
 from mathforge.grading.jobs import (
     GradePool,
     check_profile,
+    differing_settings,
     grade_key,
     grade_problems,
     sample_jobs,
@@ -59,6 +66,8 @@ class GradeConfig:
     benchmark: str | None = None
     split: str = "test"
     gold_field: str | None = None
+    response_field: str | None = None  # dotted path of the response text (or list of them)
+    id_field: str | None = None  # dotted path of the problem id; none: `id`/`idx`, else the line number
     answer_rule: str | None = None  # how to read `gold_field` (see mathforge.data.files.ANSWER_RULES)
     style: str | None = None  # extraction style; default: the benchmark's, else "auto"
     workers: int = 1  # processes; 0 or 1 grades in this process
@@ -72,8 +81,8 @@ class GradeConfig:
 
     def __post_init__(self) -> None:
         self.outputs, self.out_dir = Path(self.outputs), Path(self.out_dir)
-        if (self.benchmark is None) == (self.gold_field is None):
-            raise ValueError("give exactly one of benchmark= (a shipped benchmark) or gold_field= (a field)")
+        if self.benchmark is not None and self.gold_field is not None:
+            raise ValueError("give one of --benchmark (a shipped benchmark) or --gold-field (a field), not both")
         if self.answer_rule is not None and self.answer_rule not in ANSWER_RULES:
             raise ValueError(f"unknown answer_rule {self.answer_rule!r}; known: {', '.join(ANSWER_RULES)}")
         if self.workers < 0 or self.chunk_size < 1 or self.timeout <= 0:
@@ -82,11 +91,32 @@ class GradeConfig:
 
 
 # ---------------------------------------------------------------------------- reading outputs
-def _texts(line: dict, where: str) -> list[tuple[int | None, str]]:
-    key = next((k for k in TEXT_KEYS if k in line), None)
+def eval_record_style(line: dict):
+    """The prompt style of a record `mathforge eval` wrote (it has `prompt_style` and `exec_reports`),
+    else None: such a record is graded as eval graded it."""
+    if not isinstance(line.get("prompt_style"), str) or "exec_reports" not in line:
+        return None
+    from mathforge.data.prompts import get_style
+
+    try:
+        return get_style(line["prompt_style"])
+    except ValueError:
+        return None
+
+
+def _texts(line: dict, where: str, field: str | None = None) -> list[tuple[int | None, str | None]]:
+    style = eval_record_style(line) if field is None else None
+    if style is not None and style.kind == "program":  # eval grades the program's result, not the text
+        reports = line.get("exec_reports") or []
+        result = reports[-1].get("result") if reports and reports[-1].get("ok") else None
+        return [(line.get("sample_id"), result)]
+    key = field if field is not None else next((k for k in TEXT_KEYS if k in line), None)
     if key is None:
-        raise ValueError(f"{where}: missing field 'response' (or one of {', '.join(TEXT_KEYS)})")
-    value = line[key]
+        raise ValueError(f"{where}: missing field 'response' (or one of {', '.join(TEXT_KEYS)}; "
+                         "name yours with --response-field)")
+    value = get_path(line, key)
+    if value is None:
+        raise ValueError(f"{where}: missing field {key!r} (the response)")
     values = value if isinstance(value, list) else [value]
     if not values:
         raise ValueError(f"{where}: field {key!r}: empty list, no response to grade")
@@ -102,8 +132,11 @@ def _texts(line: dict, where: str) -> list[tuple[int | None, str]]:
     return [(sample, t) for t in texts]
 
 
-def read_outputs(path: Path) -> dict[str, dict[str, Any]]:
-    """id -> {"line": first line, "samples": [(sample index | None, text)], "fields": first line's object}.
+def read_outputs(path: Path, *, response_field: str | None = None,
+                 id_field: str | None = None) -> dict[str, dict[str, Any]]:
+    """id -> {"line": first line, "samples": [(sample index | None, text)], "fields": first line's object,
+    "raw_id": the id as written, "dataset": the line's dataset or None}; the id of a line with a
+    `dataset` is `dataset/id`.
 
     Every line is checked before any grading starts, so bad input costs nothing and leaves an
     earlier run's verdicts untouched.
@@ -115,12 +148,17 @@ def read_outputs(path: Path) -> dict[str, dict[str, Any]]:
         where = f"{path}:{lineno}"
         if not isinstance(line, dict):
             raise ValueError(f"{where}: expected a JSON object, got {type(line).__name__}")
-        key = "id" if "id" in line else "idx" if "idx" in line else None
-        if key is None or line[key] is None or isinstance(line[key], dict | list):
-            raise ValueError(f"{where}: missing field 'id' (or 'idx') naming the problem")
-        pid = str(line[key])
-        group = groups.setdefault(pid, {"line": lineno, "samples": [], "fields": line})
-        group["samples"].extend(_texts(line, where))
+        key = id_field or ("id" if "id" in line else "idx" if "idx" in line else None)
+        raw = get_path(line, key) if key is not None else lineno
+        if raw is None or isinstance(raw, dict | list):
+            raise ValueError(f"{where}: missing field {key!r} naming the problem")
+        dataset = line.get("dataset") if isinstance(line.get("dataset"), str) else None
+        pid = f"{dataset}/{raw}" if dataset else str(raw)
+        group = groups.setdefault(pid, {"line": lineno, "samples": [], "fields": line, "raw_id": str(raw),
+                                        "dataset": dataset, "style": eval_record_style(line)})
+        group["samples"].extend(_texts(line, where, response_field))
+    if not groups:
+        raise ValueError(f"{path}: no records (the file is empty or holds only blank lines)")
     for pid, group in groups.items():
         indices = [s for s, _ in group["samples"]]
         if all(s is not None for s in indices):
@@ -135,25 +173,36 @@ def read_outputs(path: Path) -> dict[str, dict[str, Any]]:
 def build_items(cfg: GradeConfig, groups: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """One grading job per problem (`mathforge.grading.jobs`): responses, gold, extraction style,
     grader options, profile, problem text, plus its id and breakdown keys."""
-    if cfg.benchmark is not None:
-        from mathforge.data.benchmarks import load_benchmark
+    from mathforge.data.benchmarks import list_benchmarks, load_benchmark
 
-        problems = {p.id: p for p in load_benchmark(cfg.benchmark, cfg.split)}
+    problems: dict[str, dict[str, Any]] = {}  # benchmark -> id -> Problem, loaded when first needed
     items = []
     for pid, group in groups.items():
         where = f"{cfg.outputs}:{group['line']}"
-        if cfg.benchmark is not None:
-            prob = problems.get(pid)
+        bench = cfg.benchmark
+        if bench is None and cfg.gold_field is None:
+            bench = group["dataset"]
+            if bench not in list_benchmarks():
+                raise ValueError(f"{where}: no gold: give --benchmark or --gold-field (or lines whose 'dataset' "
+                                 f"names a shipped benchmark; this one has {bench!r})")
+        if bench is not None:
+            if bench not in problems:
+                problems[bench] = {p.id: p for p in load_benchmark(bench, cfg.split)}
+            prob = problems[bench].get(group["raw_id"])
             if prob is None:
-                raise ValueError(f"{where}: field 'id': {pid!r} is not a problem of {cfg.benchmark}[{cfg.split}] "
-                                 f"(ids are 0..{len(problems) - 1})")
+                raise ValueError(f"{where}: id {group['raw_id']!r} is not a problem of {bench}[{cfg.split}] "
+                                 f"(ids are 0..{len(problems[bench]) - 1})")
             gold, style, opts, meta, question = prob.answer, prob.extract_style, prob.grading, prob.meta, prob.question
         else:
             fields = group["fields"]
             gold, style, opts, meta = _line_gold(cfg, group, where), "auto", {}, fields
             question = next((fields[k] for k in QUESTION_KEYS if isinstance(fields.get(k), str)), None)
+        marker, st = None, group["style"]
+        if st is not None:  # a record of `mathforge eval`: its style decides extraction, as in eval
+            style = "program" if st.kind == "program" else style
+            marker = st.answer_marker
         items.append({"id": pid, "texts": group["texts"], "gold": gold, "extract_style": cfg.style or style,
-                      "marker": None, "opts": dict(opts), "profile": cfg.profile, "question": question,
+                      "marker": marker, "opts": dict(opts), "profile": cfg.profile, "question": question,
                       "timeout": cfg.timeout,
                       "meta": {f: meta.get(f) for f in BREAKDOWN_FIELDS if meta.get(f) is not None}})
     return items
@@ -184,15 +233,10 @@ def grade_chunk(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 # ---------------------------------------------------------------------------- resumable verdicts
 def read_verdicts(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
-    """(id, sample) -> verdict row; a partial last line (the process was killed mid-write) is cut off."""
-    if not path.exists():
-        return {}
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with path.open("r+b") as fh:
-            fh.truncate(data.rfind(b"\n") + 1)
+    """(id, sample) -> verdict row; a partial last line (the process was killed mid-write) is cut off
+    (the reader eval's outputs.jsonl goes through too)."""
     rows: dict[tuple[str, int], dict[str, Any]] = {}
-    for lineno, row in iter_jsonl(path):
+    for lineno, row in read_appended_jsonl(path, cut=True):
         if not isinstance(row, dict) or "id" not in row or "sample" not in row:
             raise ValueError(f"{path}:{lineno}: not a verdict row (fields 'id', 'sample')")
         rows[(str(row["id"]), int(row["sample"]))] = row
@@ -206,13 +250,14 @@ def _check_run(cfg: GradeConfig) -> None:
 
     meta_path, verdicts = cfg.out_dir / "run.json", cfg.out_dir / "verdicts.jsonl"
     run = {"outputs": str(cfg.outputs.resolve()), "benchmark": cfg.benchmark, "split": cfg.split,
-           "gold_field": cfg.gold_field, "answer_rule": cfg.answer_rule, "style": cfg.style,
+           "gold_field": cfg.gold_field, "response_field": cfg.response_field, "id_field": cfg.id_field,
+           "answer_rule": cfg.answer_rule, "style": cfg.style,
            "grader_version": GRADER_VERSION, "profile": cfg.profile}
     if cfg.restart:
         verdicts.unlink(missing_ok=True)
     elif verdicts.exists() and meta_path.exists():
         old = json.loads(meta_path.read_text())
-        diff = [k for k in run if k not in ("grader_version", "profile") and old.get(k) != run[k]]
+        diff = differing_settings(old, run, {"grader_version", "profile"})
         if diff:
             raise ValueError(f"{cfg.out_dir} holds verdicts of another run (differs in {', '.join(diff)}); "
                              "use another --out or --restart")
@@ -271,7 +316,7 @@ def _keep_current(path: Path, items: list[dict[str, Any]]) -> dict[tuple[str, in
 def grade_outputs(cfg: GradeConfig) -> dict[str, Any]:
     """Grade `cfg.outputs`, resuming any earlier run in `cfg.out_dir`; returns (and writes) the summary."""
     start = time.time()
-    groups = read_outputs(cfg.outputs)
+    groups = read_outputs(cfg.outputs, response_field=cfg.response_field, id_field=cfg.id_field)
     items = build_items(cfg, groups)
     _check_run(cfg)
     path = cfg.out_dir / "verdicts.jsonl"

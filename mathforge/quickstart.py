@@ -7,8 +7,8 @@ response tokens of the input replaced by `<mask>` with the linear warm-up ratio 
 greedy-decodes held-out problems and grades them with `mathforge.grading`. Writes into the out dir:
 `report.md`, `accuracy.png` (accuracy with 95% Wilson intervals), `loss_curves.png`,
 `summary.json`, and each run's folder (`sft/`, `mft/`: metrics, TensorBoard, checkpoints, model).
-On 2+ cores the two models train at once, one single-threaded process each (about 2-3 minutes
-on 2 idle cores); re-running resumes from the checkpoints.
+On 2+ cores the two models train at once, one single-threaded process each (about 2 minutes on 2
+idle cores; README: measured times); re-running resumes from the checkpoints.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-# The tuned default: what a ~1M-parameter model learns in about two CPU minutes.
+# The tuned default: what a ~1M-parameter model learns in about 2 minutes on 2 idle cores.
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "threads": 0,
@@ -72,8 +72,8 @@ def _final_eval(metrics_path: Path) -> dict[str, Any]:
     if not evals:
         raise ValueError(f"{metrics_path}: no final evaluation recorded")
     last = evals[-1]
-    return {"accuracy": last["eval_accuracy"], "ci_low": last["eval_ci_low"], "ci_high": last["eval_ci_high"],
-            "n": last["eval_n"], "eval_loss": last["eval_loss"], "train_loss": trains[-1]["loss"] if trains else None,
+    return {"accuracy": last["eval_accuracy"], "ci95_wilson": last["eval_ci95_wilson"],
+            "n_problems": last["eval_n_problems"], "eval_loss": last["eval_loss"], "train_loss": trains[-1]["loss"] if trains else None,
             "tok_per_s": trains[-1].get("tok_per_s") if trains else None, "steps": last["step"]}
 
 
@@ -85,15 +85,15 @@ def plot_accuracy(results: dict[str, dict[str, Any]], png: Path) -> Path:
 
     names = list(results)
     acc = [100 * results[n]["accuracy"] for n in names]
-    lo = [a - 100 * results[n]["ci_low"] for a, n in zip(acc, names, strict=True)]
-    hi = [100 * results[n]["ci_high"] - a for a, n in zip(acc, names, strict=True)]
+    lo = [a - 100 * results[n]["ci95_wilson"][0] for a, n in zip(acc, names, strict=True)]
+    hi = [100 * results[n]["ci95_wilson"][1] - a for a, n in zip(acc, names, strict=True)]
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.bar(names, acc, yerr=[lo, hi], capsize=8, color=["C0", "C1"][: len(names)])
     for i, (a, up) in enumerate(zip(acc, hi, strict=True)):
         ax.text(i, a + up + 1.5, f"{a:.1f}%", ha="center", va="bottom")  # above the error bar
     ax.set_ylabel("held-out exact match (%)")
     ax.set_ylim(0, 105)
-    ax.set_title(f"greedy accuracy, n={results[names[0]]['n']} (95% Wilson CI)")
+    ax.set_title(f"greedy accuracy, n={results[names[0]]['n_problems']} (95% Wilson CI)")
     fig.tight_layout()
     fig.savefig(png, dpi=120)
     plt.close(fig)
@@ -107,7 +107,7 @@ def write_report(out_dir: Path, results: dict[str, dict[str, Any]], configs: dic
         "# mathforge quickstart: SFT vs Masked Thought fine-tuning",
         "",
         f"Task: `{cfg.data.task}` {json.dumps(cfg.data.task_args)}, {cfg.data.n_train} generated training "
-        f"problems, {results['sft']['n']} held-out problems (never trained on). Model: `{cfg.model.preset}` Llama, "
+        f"problems, {results['sft']['n_problems']} held-out problems (never trained on). Model: `{cfg.model.preset}` Llama, "
         f"{n_params / 1e6:.2f}M parameters, trained from the same initial weights on the same data order for "
         f"{cfg.optim.max_steps} steps of {cfg.optim.micro_batch_size * cfg.optim.grad_accum} packed rows x "
         f"{cfg.data.seq_len} tokens, seed {cfg.seed}. MFT: `{configs['mft'].mft.noise}` noise, "
@@ -118,12 +118,13 @@ def write_report(out_dir: Path, results: dict[str, dict[str, Any]], configs: dic
     ]
     for name, r in results.items():
         lines.append(
-            f"| {name} | {100 * r['accuracy']:.1f}% ({round(r['accuracy'] * r['n'])}/{r['n']}) | "
-            f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}] | {r['train_loss']:.4f} | {r['eval_loss']:.4f} | "
+            f"| {name} | {100 * r['accuracy']:.1f}% ({round(r['accuracy'] * r['n_problems'])}/{r['n_problems']}) | "
+            f"[{100 * r['ci95_wilson'][0]:.1f}, {100 * r['ci95_wilson'][1]:.1f}] | {r['train_loss']:.4f} | {r['eval_loss']:.4f} | "
             f"{seconds[name]:.0f} s | {r['tok_per_s'] or 0:,.0f} |"
         )
     delta = 100 * (results["mft"]["accuracy"] - results["sft"]["accuracy"])
-    overlap = results["mft"]["ci_low"] <= results["sft"]["ci_high"] and results["sft"]["ci_low"] <= results["mft"]["ci_high"]
+    (m_lo, m_hi), (s_lo, s_hi) = results["mft"]["ci95_wilson"], results["sft"]["ci95_wilson"]
+    overlap = m_lo <= s_hi and s_lo <= m_hi
     lines += [
         "",
         f"MFT - SFT: {delta:+.1f} points; the intervals {'overlap, so this run does not separate them' if overlap else 'do not overlap'}. "

@@ -47,7 +47,28 @@ def load_run(path: str | Path) -> Run:
             raise ValueError(f"{f}:{exc.lineno}: malformed JSON ({exc.msg})") from exc
     if "benchmarks" not in files["metrics.json"]:
         raise ValueError(f"{path / 'metrics.json'}: no 'benchmarks' field")
-    return Run(path.resolve().name, path, files["metrics.json"], files["manifest.json"])
+    return Run(path.resolve().name, path, in_percent(files["metrics.json"]), files["manifest.json"])
+
+
+def in_percent(metrics: dict) -> dict:
+    """The report's view of metrics.json: metrics.json holds fractions (`"unit": "fraction"`, as grade
+    and training do), the report shows percentages. Files written before the unit was recorded
+    hold percentages under older key names and are read as they are."""
+    if metrics.get("unit") != "fraction":
+        return {**metrics, "benchmarks": {b: {**m, "ci95_wilson": m.get("accuracy_ci_wilson", m.get("accuracy_ci")),
+                                              "n_problems": m.get("num_problems"), "n_samples": m.get("num_samples")}
+                                          for b, m in metrics["benchmarks"].items()}}
+    pct = lambda x: None if x is None else 100.0 * x  # noqa: E731
+    out = {**metrics, "average_accuracy": pct(metrics.get("average_accuracy")), "benchmarks": {}}
+    for b, m in metrics["benchmarks"].items():
+        out["benchmarks"][b] = {
+            **m, "accuracy": pct(m["accuracy"]), "ci95_wilson": [pct(x) for x in m["ci95_wilson"]],
+            "sample_accuracy": pct(m.get("sample_accuracy")),
+            "maj_at_k": {k: pct(v) for k, v in m["maj_at_k"].items()},
+            "pass_at_k": {k: pct(v) for k, v in m["pass_at_k"].items()},
+            **{key: {g: {**v, "accuracy": pct(v["accuracy"])} for g, v in m.get(key, {}).items()}
+               for key in ("by_level", "by_type")}}
+    return out
 
 
 def unique_labels(runs: list[Run]) -> None:
@@ -91,7 +112,7 @@ def warnings(runs: list[Run]) -> list[str]:
     for b in bench_names(runs):
         having = [r for r in runs if b in r.metrics["benchmarks"]]
         if len({problem_set(r, b) for r in having}) > 1:
-            which = ", ".join(f"{r.label}: {r.metrics['benchmarks'][b]['num_problems']} problems" for r in having)
+            which = ", ".join(f"{r.label}: {r.metrics['benchmarks'][b]['n_problems']} problems" for r in having)
             out.append(f"Warning: {b} was evaluated on different problems in these runs ({which}); "
                        f"their {b} accuracies are not comparable.")
     covered = {r.label: tuple(r.metrics["benchmarks"]) for r in runs}
@@ -108,7 +129,7 @@ def problem_set(run: Run, benchmark: str) -> str:
     d = run.manifest.get("data", {}).get(benchmark, {})
     if d.get("problems_sha256"):
         return str(d["problems_sha256"])
-    return f"{d.get('sha256')}:{run.metrics['benchmarks'][benchmark].get('num_problems')}"
+    return f"{d.get('sha256')}:{run.metrics['benchmarks'][benchmark].get('n_problems')}"
 
 
 def _verdict(m: dict, key: str) -> str:
@@ -118,7 +139,7 @@ def _verdict(m: dict, key: str) -> str:
 def tables(runs: list[Run]) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) for every table of the report."""
     out = []
-    hdr = ["benchmark", "run", "problems", "samples", "accuracy", "95% CI", "wrong", "timeout", "maj@k",
+    hdr = ["benchmark", "run", "problems", "samples", "accuracy", "95% CI (Wilson)", "wrong", "timeout", "maj@k",
            "pass@k", "extract fail %", "exec err", "exec timeout", "grade timeout (all samples)", "tok/s"]
     rows = []
     for b in bench_names(runs):
@@ -128,8 +149,8 @@ def tables(runs: list[Run]) -> list[tuple[str, list[str], list[list[str]]]]:
                 continue
             k = str(max(int(x) for x in m["pass_at_k"]))
             f = m["flags"]
-            rows.append([b, r.label, _fmt(m["num_problems"]), _fmt(m["num_samples"]), _fmt(m["accuracy"]),
-                         "[{:.1f}, {:.1f}]".format(*m["accuracy_ci"]), _verdict(m, "wrong"), _verdict(m, "timeout"),
+            rows.append([b, r.label, _fmt(m["n_problems"]), _fmt(m["n_samples"]), _fmt(m["accuracy"]),
+                         "[{:.1f}, {:.1f}]".format(*m["ci95_wilson"]), _verdict(m, "wrong"), _verdict(m, "timeout"),
                          f"@{k}: {m['maj_at_k'][k]:.1f}",
                          f"@{k}: {m['pass_at_k'][k]:.1f}", f"{100 * f['extraction_failed']['rate']:.1f}",
                          _fmt(f["exec_error"]["count"]), _fmt(f["exec_timeout"]["count"]),
@@ -233,7 +254,10 @@ def write_report(run_dirs: list[str | Path], *, out_dir: str | Path | None = Non
                  title: str | None = None, examples: int = 2) -> list[Path]:
     """Write report.md, report.html and the PNG plots; returns their paths. Eval run folders are compared
     side by side; training run folders get the training report (`mathforge.train_report`). `examples`:
-    example generations of each kind (correct, wrong, ...) per benchmark and run (0: none)."""
+    example generations of each kind (correct, wrong, ...) per benchmark and run (0: none). Of several
+    eval folders (a glob such as `runs/eval/*`), those that hold no finished run (no metrics.json: a run
+    still going, interrupted or failed) are left out, and the report says which; one such folder alone
+    is an error."""
     if not run_dirs:
         raise ValueError("write_report: give at least one run folder")
     training = [is_training_run(p) for p in run_dirs]
@@ -246,9 +270,14 @@ def write_report(run_dirs: list[str | Path], *, out_dir: str | Path | None = Non
         which = ", ".join(str(p) for p, t in zip(run_dirs, training, strict=True) if t)
         raise ValueError(f"{which}: a training run folder; report training runs and eval runs separately "
                          "(`mathforge report RUN_DIR` for a training run, or evaluate its model/ first)")
-    runs = [load_run(p) for p in run_dirs]
+    finished = [p for p in run_dirs if len(run_dirs) == 1 or (Path(p) / "metrics.json").is_file()]
+    if not finished:
+        raise FileNotFoundError(f"none of the {len(run_dirs)} folders holds a finished `mathforge eval` run "
+                                "(metrics.json)")
+    skipped = [str(p) for p in run_dirs if p not in finished]
+    runs = [load_run(p) for p in finished]
     unique_labels(runs)
-    out = Path(out_dir) if out_dir else Path(run_dirs[0])
+    out = Path(out_dir) if out_dir else Path(finished[0])
     out.mkdir(parents=True, exist_ok=True)
     figures = [("Accuracy by benchmark", "accuracy.png", plot_accuracy(runs)),
                ("maj@k and pass@k", "accuracy_vs_k.png", plot_vs_k(runs)),
@@ -268,7 +297,8 @@ def write_report(run_dirs: list[str | Path], *, out_dir: str | Path | None = Non
              "Grader profile and versions are listed below: numbers graded under different profiles or "
              "grader versions are not comparable (docs/methods/evaluation.md §g.9).")
     doc = Doc(title or "mathforge evaluation report")
-    for w in warnings(runs):
+    for w in warnings(runs) + ([f"Left out, no finished run (no metrics.json): {', '.join(skipped)}"]
+                               if skipped else []):
         doc.warn(w)
     doc.para(intro)
     for t, header, rows in tabs[:1]:

@@ -129,7 +129,7 @@ def plot_accuracy(runs: list) -> Any:
         for b in names:
             m = r.metrics["benchmarks"].get(b)
             a = m["accuracy"] if m else float("nan")
-            lo, hi = m["accuracy_ci"] if m else (a, a)
+            lo, hi = m["ci95_wilson"] if m else (a, a)
             acc.append(a)
             err[0].append(float("nan") if m is None else max(0.0, a - lo))
             err[1].append(float("nan") if m is None else max(0.0, hi - a))

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mathforge.grading.jobs import differing_settings
+from mathforge.grading.metrics import wilson_interval
 from mathforge.infer.search import STRATEGIES, SearchConfig
 
 OUTPUTS, METRICS, MANIFEST = "outputs.jsonl", "metrics.json", "manifest.json"
@@ -126,7 +128,7 @@ def evaluate_search(cfg: SearchEvalConfig, *, progress: bool = False) -> dict[st
     path = out / MANIFEST
     if path.exists() and (out / OUTPUTS).exists():
         old = json.loads(path.read_text())["config"]
-        diff = sorted(k for k in old if k not in ("out_dir", "batch_size", "threads") and old[k] != manifest["config"][k])
+        diff = differing_settings(old, manifest["config"], {"out_dir", "batch_size", "threads"})
         if diff:
             raise ValueError(f"{path}: this run folder was made with different settings ({', '.join(diff)})")
     else:
@@ -188,23 +190,14 @@ def read_outputs(path: Path, *, repair: bool = False) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------ metrics
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 0.0)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (centre - half, centre + half)
-
-
 def summarize(records: list[dict], cfg: SearchEvalConfig) -> dict[str, Any]:
     n = len(records)
     k = sum(r["correct"] for r in records)
     samples = [s for r in records for s in r["samples"]]
-    lo, hi = wilson(k, n)
+    lo, hi = wilson_interval(k, n)
     out: dict[str, Any] = {
-        "strategy": cfg.strategy, "n": cfg.n, "problems": n,
-        "accuracy": k / n if n else 0.0, "accuracy_ci95": [lo, hi],
+        "strategy": cfg.strategy, "n": cfg.n, "n_problems": n,
+        "accuracy": k / n if n else 0.0, "ci95_wilson": [lo, hi],
         "pass_at_n": sum(any(s["correct"] for s in r["samples"]) for r in records) / max(n, 1),
         "sample_accuracy": sum(s["correct"] for s in samples) / max(len(samples), 1),
         "truncation_rate": sum(s["finish"] == "length" for s in samples) / max(len(samples), 1),

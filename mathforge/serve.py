@@ -2,7 +2,8 @@
 
 Serves `GET /v1/models`, `POST /v1/completions` (prompt, n, max_tokens, temperature, top_p, stop,
 seed, logprobs) and `POST /v1/chat/completions` (messages rendered with the tokenizer's chat
-template) with the OpenAI response shapes, so `OpenAIEngine` and any OpenAI client can use a local
+template; a model without one, such as every model mathforge trains, gets the turns' texts back to
+back, `hf_engine.PLAIN_CHAT_TEMPLATE`, so one user message is the prompt it was trained on) with the OpenAI response shapes, so `OpenAIEngine` and any OpenAI client can use a local
 checkpoint. Requests are served one at a time (a lock around the engine): one `generate` call
 already batches a request's prompts and samples. Streaming is not supported. Binds to 127.0.0.1
 unless told otherwise, because the server has no authentication.
@@ -19,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -83,6 +85,12 @@ def create_app(engine: HFEngine, model_name: str, *, default_max_tokens: int = 2
         kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
         return JSONResponse({"error": {"message": exc.detail, "type": kind}}, status_code=exc.status_code)
 
+    @app.exception_handler(RequestValidationError)
+    def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:  # bad JSON, missing or bad fields
+        where = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}"
+                          for e in exc.errors())
+        return JSONResponse({"error": {"message": where, "type": "invalid_request_error"}}, status_code=422)
+
     @app.get("/v1/models")
     def models() -> dict:
         return {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "mathforge"}]}
@@ -101,8 +109,6 @@ def create_app(engine: HFEngine, model_name: str, *, default_max_tokens: int = 2
     @app.post("/v1/chat/completions")
     def chat(req: ChatRequest) -> dict:
         params, stop = check(req)
-        if not getattr(engine.tokenizer, "chat_template", None):
-            raise HTTPException(400, f"model {model_name!r} has no chat template; use /v1/completions")
         ids = [chat_ids(engine.tokenizer, [m.model_dump() for m in req.messages])]
         results = run(ids, req.n, params, stop)
         choices = [{"index": j, "message": {"role": "assistant", "content": c.text},

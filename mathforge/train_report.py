@@ -60,11 +60,26 @@ def load_train_run(path: str | Path) -> TrainRun:
                     read(path / "best.json"))
 
 
+def held_out_ci(row: dict) -> tuple[float, float] | None:
+    """The Wilson 95% interval of a held-out row: `eval_ci95_wilson` [lo, hi] (older logs: `eval_ci_low`,
+    `eval_ci_high`); None when the row has none."""
+    ci = row.get("eval_ci95_wilson")
+    if isinstance(ci, list | tuple) and len(ci) == 2:
+        return float(ci[0]), float(ci[1])
+    if "eval_ci_low" in row and "eval_ci_high" in row:
+        return float(row["eval_ci_low"]), float(row["eval_ci_high"])
+    return None
+
+
+def held_out_n(row: dict):
+    return row.get("eval_n_problems", row.get("eval_n", "?"))
+
+
 def accuracy_percent(rows: list[dict]) -> float:
     """Factor that turns the logged held-out accuracy into percent: the loop logs fractions (0..1); a
     log already in percent (any accuracy or bound above 1) is left as it is."""
-    vals = [r[k] for r in rows for k in ("eval_accuracy", "eval_ci_low", "eval_ci_high")
-            if isinstance(r.get(k), int | float)]
+    vals = [r["eval_accuracy"] for r in rows if isinstance(r.get("eval_accuracy"), int | float)]
+    vals += [v for r in rows for v in (held_out_ci(r) or ())]
     return 1.0 if any(v > 1.0 for v in vals) else 100.0
 
 
@@ -89,8 +104,9 @@ def plot_curves(runs: list[TrainRun]):
             steps = [x["step"] for x in acc]
             ax_acc.plot(steps, [f * x["eval_accuracy"] for x in acc], "-o", color=c, ms=4, clip_on=False,
                         label=r.label)
-            if all("eval_ci_low" in x and "eval_ci_high" in x for x in acc):
-                ax_acc.fill_between(steps, [f * x["eval_ci_low"] for x in acc], [f * x["eval_ci_high"] for x in acc],
+            cis = [held_out_ci(x) for x in acc]
+            if all(ci is not None for ci in cis):
+                ax_acc.fill_between(steps, [f * ci[0] for ci in cis], [f * ci[1] for ci in cis],
                                     color=c, alpha=0.15, linewidth=0)
         for ax, key in ((ax_lr, "lr"), (ax_gn, "grad_norm")):
             pts = [(x["step"], x[key]) for x in tr if isinstance(x.get(key), int | float) and math.isfinite(x[key])]
@@ -156,9 +172,9 @@ def summary_rows(runs: list[TrainRun]) -> list[list[str]]:
         if acc:
             e, f = acc[-1], accuracy_percent(acc)
             last_acc = f"{f * e['eval_accuracy']:.1f}"
-            if "eval_ci_low" in e:
-                last_acc += f" [{f * e['eval_ci_low']:.1f}, {f * e['eval_ci_high']:.1f}]"
-            last_acc += f" (n={e.get('eval_n', '?')}, step {e['step']})"
+            if (ci := held_out_ci(e)) is not None:
+                last_acc += f" [{f * ci[0]:.1f}, {f * ci[1]:.1f}]"
+            last_acc += f" (n={held_out_n(e)}, step {e['step']})"
         best = f"{accuracy_percent([{'eval_accuracy': r.best['accuracy']}]) * r.best['accuracy']:.1f} " \
                f"(step {r.best['step']})" if r.best else "-"
         rows.append([r.label, str(c.get("objective", "-")), model.get("init") or f"preset {model.get('preset', '-')}",

@@ -26,7 +26,8 @@ def _records(path: Path) -> list[dict]:
 
 
 def curves(out: Path, cfg: Any) -> dict[str, list[dict]]:
-    from mathforge.search_eval import subset_accuracy, wilson
+    from mathforge.grading.metrics import wilson_interval
+    from mathforge.search_eval import subset_accuracy
 
     result = {}
     for rule, run, label, group in METHODS:
@@ -40,9 +41,9 @@ def curves(out: Path, cfg: Any) -> dict[str, list[dict]]:
         points = []
         for n in cfg.budgets:
             pt = subset_accuracy(recs, rule, n, group=g, trials=cfg.trials if n < n_max else 1, seed=0)
-            lo, hi = wilson(round(pt["accuracy"] * len(recs)), len(recs))
-            points.append({**pt, "ci95": [lo, hi], "tokens_per_problem": tokens_per_sample * n,
-                           "problems": len(recs)})
+            lo, hi = wilson_interval(round(pt["accuracy"] * len(recs)), len(recs))
+            points.append({**pt, "ci95_wilson": [lo, hi], "tokens_per_problem": tokens_per_sample * n,
+                           "n_problems": len(recs)})
         result[label] = points
     return result
 
@@ -81,8 +82,8 @@ def plot(result: dict[str, list[dict]], key: str, xlabel: str, path: Path) -> No
     for label, pts in result.items():
         xs = [p[key] for p in pts]
         ys = [100 * p["accuracy"] for p in pts]
-        lo = [100 * (p["accuracy"] - p["ci95"][0]) for p in pts]
-        hi = [100 * (p["ci95"][1] - p["accuracy"]) for p in pts]
+        lo = [100 * (p["accuracy"] - p["ci95_wilson"][0]) for p in pts]
+        hi = [100 * (p["ci95_wilson"][1] - p["accuracy"]) for p in pts]
         ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=label)
     ax.set_xscale("log", base=2)
     ax.set_xlabel(xlabel)
@@ -135,19 +136,19 @@ def write_report(out: Path, cfg: Any) -> Path:
     problem = genealogy(out, out / "genealogy.png")
     times = json.loads((out / "stage_times.json").read_text()) if (out / "stage_times.json").exists() else {}
     lines = ["# TSMC experiment (methods.md §e)", "",
-             f"Held-out problems: {next(iter(result.values()))[0]['problems'] if result else 0} (`arith_steps`, seed 2); "
+             f"Held-out problems: {next(iter(result.values()))[0]['n_problems'] if result else 0} (`arith_steps`, seed 2); "
              f"N up to {cfg.n_max}, TSMC groups of M={cfg.m}, stop_steps={cfg.stop_steps}, temperature 0.8, "
              f"top-k 200, {cfg.trials} subset trials per budget.", "",
              "| method | " + " | ".join(f"N={n}" for n in cfg.budgets) + " |",
              "|---|" + "---|" * len(cfg.budgets)]
     for label, pts in result.items():
-        cells = [f"{100 * p['accuracy']:.1f} [{100 * p['ci95'][0]:.1f}, {100 * p['ci95'][1]:.1f}]" for p in pts]
+        cells = [f"{100 * p['accuracy']:.1f} [{100 * p['ci95_wilson'][0]:.1f}, {100 * p['ci95_wilson'][1]:.1f}]" for p in pts]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     for obj in ("ctl", "bce"):
         mpath = out / "eval" / f"beam-{obj}" / "metrics.json"
         if mpath.exists():
             m = json.loads(mpath.read_text())
-            lo, hi = m["accuracy_ci95"]
+            lo, hi = m["ci95_wilson"]
             cells = [f"{100 * m['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]" if n == m["n"] else ""
                      for n in cfg.budgets]
             lines.append(f"| step-level beam ({obj.upper()} value), run at N={m['n']} only | " + " | ".join(cells) + " |")

@@ -77,8 +77,8 @@ def test_records_manifest_and_accuracy(tmp_path):
     assert [r["correct"] for r in recs] == [i % 2 == 0 for i in range(8)]
     assert recs[0]["gold_raw"].endswith("18") and recs[0]["gold"] == "18"
     m = metrics["benchmarks"]["gsm8k"]
-    assert m["accuracy"] == 50.0 and m["num_problems"] == 8 and m["pass_at_k"] == {"1": 50.0}
-    assert 0 < m["accuracy_ci"][0] < 50 < m["accuracy_ci"][1] < 100
+    assert m["accuracy"] == 0.5 and m["n_problems"] == 8 and m["pass_at_k"] == {"1": 0.5}
+    assert 0 < m["ci95_wilson"][0] < 0.5 < m["ci95_wilson"][1] < 1
     assert m["tokens_generated"] == sum(r["tokens"]["generated"] for r in recs)
     man = json.loads((Path(cfg.out_dir) / "manifest.json").read_text())
     import hashlib
@@ -86,7 +86,7 @@ def test_records_manifest_and_accuracy(tmp_path):
     assert man["data"]["gsm8k"]["sha256"] == hashlib.sha256(benchmark_file("gsm8k").read_bytes()).hexdigest()
     assert man["versions"]["mathforge"] and "sympy" in man["versions"] and "math-verify" in man["versions"]
     assert man["config"]["style"] == "cot" and man["grader_version"]
-    assert json.loads((Path(cfg.out_dir) / "metrics.json").read_text())["benchmarks"]["gsm8k"]["accuracy"] == 50.0
+    assert json.loads((Path(cfg.out_dir) / "metrics.json").read_text())["benchmarks"]["gsm8k"]["accuracy"] == 0.5
 
 
 def test_sampling_metrics_maj_and_pass(tmp_path):
@@ -98,10 +98,10 @@ def test_sampling_metrics_maj_and_pass(tmp_path):
     cfg = _cfg(tmp_path, n=4, temperature=0.8, limit=4)
     m = evaluate(cfg, FakeEngine(respond))["benchmarks"]["gsm8k"]
     assert m["accuracy"] == 0.0
-    assert m["pass_at_k"]["1"] == 50.0 and m["pass_at_k"]["4"] == 100.0
-    assert m["pass_at_k"]["2"] == pytest.approx(100 * (1 - 1 / 6), abs=0.01)
-    assert m["maj_at_k"]["4"] == 100.0
-    assert m["num_samples"] == 16
+    assert m["pass_at_k"]["1"] == 0.5 and m["pass_at_k"]["4"] == 1.0
+    assert m["pass_at_k"]["2"] == pytest.approx(1 - 1 / 6)
+    assert m["maj_at_k"]["4"] == 1.0 and m["sample_accuracy"] == 0.5
+    assert m["n_samples"] == 16
 
 
 def test_resume_after_crash_gives_same_metrics_and_skips_done(tmp_path):
@@ -143,7 +143,7 @@ def test_prm800k_answer_marker(tmp_path):
         return f"Step one.\n\nStep two gives 3 and 4.\n\n# Answer\n\n{_gold_of(prompt.replace('# Question', 'Question:'))}"
 
     m = evaluate(_cfg(tmp_path, style="prm800k", limit=3), FakeEngine(respond))["benchmarks"]["gsm8k"]
-    assert m["accuracy"] == 100.0
+    assert m["accuracy"] == 1.0
 
 
 # ------------------------------------------------------------------ code styles (real sandbox)
@@ -183,7 +183,7 @@ def test_pal_uses_the_return_value(tmp_path):
         return f"```python\ndef solution():\n    return {_gold_of(prompt)}\n```"
 
     m = evaluate(_cfg(tmp_path, style="pal", limit=2), FakeEngine(respond))["benchmarks"]["gsm8k"]
-    assert m["accuracy"] == 100.0
+    assert m["accuracy"] == 1.0
 
 
 def tora_respond(prompt, j):
@@ -202,7 +202,7 @@ def test_tora_loop_runs_code_in_rounds(tmp_path):
     engine = FakeEngine(tora_respond)
     m = evaluate(cfg, engine)["benchmarks"]["gsm8k"]
     recs = load_records(Path(cfg.out_dir) / "outputs.jsonl")
-    assert m["accuracy"] == 100.0
+    assert m["accuracy"] == 1.0
     assert len(engine.calls) == 3  # three batched rounds for all problems together
     r = recs[0]
     assert r["rounds"] == 3 and len(r["programs"]) == 2
@@ -230,10 +230,10 @@ def test_compute_metrics_breakdown_by_level():
                      "flags": {}, "meta": {"level": level, "type": "Algebra"}, "tokens": {"generated": 10},
                      "timing": {"generate_s": 0.5}})
     m = compute_metrics(recs, ks=[1])["benchmarks"]["math"]
-    assert m["by_level"] == {"1": {"n": 2, "correct": 1, "accuracy": 50.0},
-                             "2": {"n": 1, "correct": 1, "accuracy": 100.0},
+    assert m["by_level"] == {"1": {"n": 2, "correct": 1, "accuracy": 0.5},
+                             "2": {"n": 1, "correct": 1, "accuracy": 1.0},
                              "3": {"n": 1, "correct": 0, "accuracy": 0.0}}
-    assert m["by_type"]["Algebra"]["accuracy"] == 50.0 and m["tokens_per_second"] == 20.0
+    assert m["by_type"]["Algebra"]["accuracy"] == 0.5 and m["tokens_per_second"] == 20.0
 
 
 def test_multiple_choice_benchmark_uses_choice_extraction(tmp_path):
@@ -314,7 +314,7 @@ def test_timeouts_are_counted_apart_from_wrong():
              "timing": {"generate_s": 0.1}} for i, (ok, v) in enumerate([(True, "correct"), (False, "wrong"),
                                                                          (False, "timeout"), (False, "timeout")])]
     m = compute_metrics(recs, ks=[1])["benchmarks"]["math"]
-    assert m["verdicts"] == {"correct": 1, "wrong": 1, "timeout": 2} and m["accuracy"] == 25.0
+    assert m["verdicts"] == {"correct": 1, "wrong": 1, "timeout": 2} and m["accuracy"] == 0.25
     assert m["flags"]["grade_timeout"]["count"] == 2
 
 

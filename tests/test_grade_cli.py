@@ -145,7 +145,7 @@ def test_bad_input_names_file_line_field_and_keeps_verdicts(tmp_path):
         grade_outputs(GradeConfig(f, out, gold_field="answer", progress=False))
     assert (out / "verdicts.jsonl").read_bytes() == before
     write_jsonl(f, [{"id": 99999, "responses": ["1"]}])
-    with pytest.raises(ValueError, match=r"o.jsonl:1: field 'id': '99999' is not a problem of gsm8k"):
+    with pytest.raises(ValueError, match=r"o.jsonl:1: id '99999' is not a problem of gsm8k"):
         grade_outputs(GradeConfig(f, tmp_path / "h", benchmark="gsm8k", progress=False))
 
 
@@ -157,8 +157,10 @@ def test_out_dir_of_another_run_is_refused_unless_restarted(tmp_path):
         grade_outputs(GradeConfig(f, out, gold_field="alt", progress=False))
     s = grade_outputs(GradeConfig(f, out, gold_field="alt", restart=True, progress=False))
     assert s["run"]["graded_now"] == 3 and len(verdicts(out)) == 12
-    with pytest.raises(ValueError, match="exactly one of"):
-        GradeConfig(f, out)
+    with pytest.raises(ValueError, match="not both"):
+        GradeConfig(f, out, benchmark="gsm8k", gold_field="gold")
+    with pytest.raises(ValueError, match="o.jsonl:1: no gold: give --benchmark or --gold-field"):
+        grade_outputs(GradeConfig(f, tmp_path / "g2", progress=False))  # no dataset field either
 
 
 def test_partial_last_line_is_cut_and_its_problem_regraded(tmp_path):

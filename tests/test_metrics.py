@@ -143,6 +143,28 @@ def test_wilson_interval_known_values_and_bounds():
     assert lo == pytest.approx(0.2553, abs=5e-4) and hi == pytest.approx(0.3662, abs=5e-4)
     assert wilson_interval(0, 30)[0] == 0.0 and 0.0 < wilson_interval(0, 30)[1] < 0.15
     assert wilson_interval(30, 30)[1] == 1.0
+    assert wilson_interval(0, 0) == (0.0, 1.0)  # no trials: nothing is known
+
+
+def test_one_wilson_interval_and_one_key_set_everywhere():
+    """Issue 10 item 6: eval, grade, in-training evaluation and search all report accuracy as a
+    fraction with the same Wilson interval under the key `ci95_wilson`; 0/10 is not [0, 0]."""
+    import mathforge.search_eval as search_eval
+    import mathforge.train.evaluation as train_eval
+    from mathforge.evaluate import compute_metrics
+    from mathforge.grading.metrics import summarize_matrix
+
+    assert not hasattr(train_eval, "wilson_ci") and not hasattr(search_eval, "wilson")  # no second copy
+    zero = summarize_matrix([[False]] * 10)
+    assert zero["accuracy"] == 0.0 and zero["ci95_wilson"] == pytest.approx([0.0, 0.2775], abs=1e-4)
+    assert "ci95_bootstrap" not in zero  # one interval per metric kind
+    rec = {"dataset": "d", "sample_id": 0, "extracted": "1", "correct": False, "verdict": "wrong", "flags": {},
+           "timing": {"generate_s": 1.0}, "tokens": {"generated": 3}, "meta": {}}
+    m = compute_metrics([{**rec, "idx": str(i)} for i in range(10)], ks=[1])
+    assert m["unit"] == "fraction"
+    b = m["benchmarks"]["d"]
+    assert (b["accuracy"], b["n_problems"]) == (0.0, 10) and b["ci95_wilson"] == zero["ci95_wilson"]
+    assert set(zero) - {"maj_at_k"} <= set(b)  # grade's summary keys are eval's keys
 
 
 def test_accuracy_ci_wilson_and_bootstrap_agree_roughly():

@@ -138,7 +138,7 @@ def test_runs_graded_under_different_profiles_are_flagged(runs, tmp_path):
     same = write_report(runs, out_dir=tmp_path / "same")[0].read_text()
     assert "Warning: these runs were graded under different" not in same
     m = load_run(runs[0]).metrics["benchmarks"]["math"]
-    assert f"| {m['accuracy']:.1f} | [{m['accuracy_ci'][0]:.1f}, {m['accuracy_ci'][1]:.1f}] | " \
+    assert f"| {m['accuracy']:.1f} | [{m['ci95_wilson'][0]:.1f}, {m['ci95_wilson'][1]:.1f}] | " \
            f"{m['verdicts']['wrong']} | {m['verdicts']['timeout']} |" in same
     other = tmp_path / "model-c"
     shutil.copytree(runs[1], other)

@@ -35,6 +35,17 @@ def folders(tmp_path_factory):
     return root
 
 
+def same(a, b) -> bool:
+    """Equal, floats to a relative 1e-5."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-5)
+    return a == b
+
+
 def run_eval(folders, out, *extra):
     return main(["eval", "--model", str(folders / "gen"), "--task", "arith_steps", "--limit", "3", "--n", "4",
                  "--m", "2", "--max-new-tokens", "24", "--temperature", "1.0", "--threads", "1", "--quiet",
@@ -46,7 +57,7 @@ def test_eval_strategy_end_to_end_and_resume(folders, tmp_path, strategy):
     value = [] if strategy == "sample" else ["--value-model", str(folders / "value")]
     assert run_eval(folders, tmp_path / "run", "--strategy", strategy, *value) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["problems"] == 3 and metrics["strategy"] == strategy
+    assert metrics["n_problems"] == 3 and metrics["strategy"] == strategy
     lines = (tmp_path / "run" / "outputs.jsonl").read_text().splitlines()
     rec = json.loads(lines[0])
     assert len(rec["samples"]) == 4 and rec["cost"]["generated_tokens"] > 0
@@ -57,7 +68,8 @@ def test_eval_strategy_end_to_end_and_resume(folders, tmp_path, strategy):
     assert run_eval(folders, tmp_path / "run", "--strategy", strategy, *value) == 0
     again = (tmp_path / "run" / "outputs.jsonl").read_text().splitlines()
     strip = [{k: v for k, v in json.loads(x).items() if k != "cost"} for x in again]
-    assert strip == [{k: v for k, v in json.loads(x).items() if k != "cost"} for x in lines]
+    # same samples; float fields (log-probs, weights) up to summation order in a differently sized batch
+    assert same(strip, [{k: v for k, v in json.loads(x).items() if k != "cost"} for x in lines])
 
 
 def test_bad_inputs_fail_before_generation(folders, tmp_path, capsys, monkeypatch):
@@ -98,7 +110,7 @@ def test_value_data_command(folders, tmp_path):
 
 
 def test_budget_subsets_use_whole_groups():
-    from mathforge.search_eval import subset_accuracy, wilson
+    from mathforge.search_eval import subset_accuracy
 
     # one problem, 8 particles in 2 groups of 4: group 0 votes "1" (correct), group 1 votes "2"
     samples = [{"answer": "1", "correct": True, "vote_weight": 0.25, "value": 0.9} for _ in range(4)]
@@ -109,8 +121,6 @@ def test_budget_subsets_use_whole_groups():
     assert pt["p2_5"] == 0.0 and pt["p97_5"] == 1.0
     assert subset_accuracy(recs, "bon", 8, trials=1)["accuracy"] == 1.0
     assert subset_accuracy(recs, "maj", 8, trials=1)["accuracy"] == 1.0  # a 4-4 tie: the earliest class
-    lo, hi = wilson(50, 100)
-    assert lo < 0.5 < hi and hi - lo == pytest.approx(0.192, abs=0.002)
 
 
 def test_tsmc_report_from_run_folders(tmp_path):

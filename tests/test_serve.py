@@ -60,6 +60,22 @@ def test_chat_over_http_equals_direct_chat(served):
     assert remote[0][0].logprob == pytest.approx(direct[0][0].logprob, abs=1e-5)
 
 
+def test_chat_works_for_a_model_without_a_template(tmp_path):
+    """Issue 10 item 4: a model trained by mathforge has no chat template; /v1/chat/completions sends
+    one user message as exactly the prompt /v1/completions would (the plain default template)."""
+    folder = save_tiny(tmp_path / "trained", chat=False)
+    engine = load_engine(folder, batch_size=4)
+    assert not engine.tokenizer.chat_template
+    prompt = "Question: What is 12 + 30? Answer:"
+    with running(engine, "trained") as url:
+        chat = httpx.post(url + "/chat/completions", json={"messages": [{"role": "user", "content": prompt}],
+                                                           "max_tokens": 8, "temperature": 0}).json()
+        plain = httpx.post(url + "/completions", json={"prompt": prompt, "max_tokens": 8, "temperature": 0}).json()
+    assert "error" not in chat, chat
+    assert chat["choices"][0]["message"]["content"] == plain["choices"][0]["text"]
+    assert chat["usage"]["prompt_tokens"] == plain["usage"]["prompt_tokens"]
+
+
 def test_models_and_response_shape(served):
     _, url = served
     assert httpx.get(url + "/models").json()["data"][0]["id"] == "tiny"
@@ -83,7 +99,7 @@ def test_bad_requests_get_clear_errors(served, payload, status, message):
     _, url = served
     resp = httpx.post(url + "/completions", json=payload)
     assert resp.status_code == status
-    assert message in resp.text
+    assert message in resp.json()["error"]["message"]  # the OpenAI error shape, for validation errors too
 
 
 def test_cli_defaults_to_loopback():

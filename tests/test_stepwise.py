@@ -70,9 +70,12 @@ def test_shared_prefix_cache_with_duplicated_rows_matches_a_plain_forward(lm):
         assert torch.allclose(logits[row], ref, atol=1e-4), (row, (logits[row] - ref).abs().max())
 
 
-def test_continuing_after_duplicate_select_matches_a_forward_pass(lm):
+@pytest.mark.parametrize("split", [True, False])
+def test_continuing_after_duplicate_select_matches_a_forward_pass(lm, split):
+    """Both caches (prompt once + per-row lengths; padded with holes) against the plain forward pass."""
     model, tok, value = lm
-    sg = StepGenerator(model, tok, value_model=value, params=PARAMS, steps=StepConfig(delimiter=" "))
+    sg = StepGenerator(model, tok, value_model=value, params=PARAMS, steps=StepConfig(delimiter=" "),
+                       split_cache=split)
     prompts = [tok(p)["input_ids"] for p in PROMPTS]
     state = sg.start(prompts, 4)
     for rnd in range(4):
@@ -94,6 +97,47 @@ def test_continuing_after_duplicate_select_matches_a_forward_pass(lm):
     live = [i for i, r in enumerate(state.rows) if r.finish != "length"]
     if live:
         assert torch.allclose(sg.score(state, live), sg.score(state, live, reencode=True), atol=1e-4)
+
+
+def test_group_rounds_match_a_forward_pass_and_the_padded_cache(lm):
+    """`extend(groups=...)` returns when some group has no row running; the others keep decoding at
+    the next call. Each row's log-probs and value reads still equal the plain computation, and the
+    split cache gives the same tokens as the padded one (same random streams)."""
+    model, tok, value = lm
+    prompts = [tok(p)["input_ids"] for p in PROMPTS]
+
+    def run(split):
+        sg = StepGenerator(model, tok, value_model=value, params=PARAMS, steps=StepConfig(delimiter=" "),
+                           split_cache=split)
+        state = sg.start(prompts, 4)
+        groups = [list(range(g * 2, g * 2 + 2)) for g in range(6)]  # groups of 2 rows
+        sg.begin(state, list(range(len(state.rows))))
+        partial, calls = False, 0
+        while not state.finished and calls < 200:
+            calls += 1
+            ready = sg.extend(state, groups=groups)
+            assert ready
+            busy = [i for i, r in enumerate(state.rows) if not r.waiting]
+            partial |= bool(busy)  # some rows were still mid-step when the call returned
+            rows = [i for g in ready for i in groups[g] if state.rows[i].new_tokens and state.rows[i].finish != "length"]
+            if rows:
+                assert torch.allclose(sg.score(state, rows), sg.score(state, rows, reencode=True), atol=1e-4)
+            idx = list(range(len(state.rows)))
+            for g in ready:  # resample within each ready group: its first row twice
+                a, b = groups[g]
+                idx[b] = a
+            sg.select(state, idx, keys=[r.key for r in state.rows])
+            sg.begin(state, [i for g in ready for i in groups[g]])
+        assert partial and state.finished
+        return state
+
+    state = run(True)
+    for r in state.rows:
+        ids = state.prompts[r.problem] + r.tokens
+        assert torch.allclose(torch.tensor(r.logprobs), forward_logprobs(model, ids, len(state.prompts[r.problem])),
+                              atol=1e-4)
+    padded = run(False)
+    assert [r.tokens for r in state.rows] == [r.tokens for r in padded.rows]
 
 
 def test_select_rejects_shared_random_streams(lm):
@@ -192,7 +236,7 @@ def test_value_model_save_load_round_trip(lm, tmp_path):
 
 
 def test_growing_cache_layer_equals_concatenation():
-    from mathforge.infer.stepwise import _GrowingLayer
+    from mathforge.infer.step_cache import _GrowingLayer
 
     g = torch.Generator().manual_seed(0)
     k0, v0 = torch.randn(3, 2, 5, 4, generator=g), torch.randn(3, 2, 5, 4, generator=g)

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -128,16 +127,12 @@ def test_kill_in_the_middle_then_resume_equals_an_uninterrupted_run(tmp_path):
     args = [sys.executable, "-m", "mathforge", "synth", "generate", str(tmp_path / "p.jsonl"), "--engine",
             str(model), "--out", str(tmp_path / "killed"), "--chunk-size", "1", "--max-new-tokens", "16"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while not chunk_path(tmp_path / "killed", 2).exists():
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    # the run kills itself with SIGKILL right after its third chunk is on disk (fault injection)
+    proc = subprocess.run(args, env={**env, "MATHFORGE_TEST_KILL_AFTER_CHUNKS": "3"}, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     done = sorted((tmp_path / "killed" / "chunks").glob("chunk-*.jsonl"))
-    assert 3 <= len(done) < n, "the run was not interrupted in the middle"
+    assert len(done) == 3, "the run was not interrupted after its third chunk"
     before = {p.name: p.read_bytes() for p in done}
     engine = load_engine(model, batch_size=4)
     cfg = dict(engine=str(model), chunk_size=1, max_new_tokens=16)

@@ -1,5 +1,12 @@
 """2-process data parallel training on CPU (gloo, launched with torch.distributed.run, as `accelerate
-launch` does) matches single-process training on the same global batch."""
+launch` does) matches single-process training on the same global batch, and a 2-process run killed
+after a checkpoint (written by `accelerate`'s `save_state`, one RNG file per process) resumes to the
+same weights.
+
+FSDP is not tested here: accelerate (1.16) selects FSDP only for GPU-like distributed types, never
+for CPU processes (`AcceleratorState`: `ACCELERATE_USE_FSDP` is read only for MULTI_GPU/NPU/...), so
+a gloo run cannot exercise it; the checkpoint code leaves FSDP and DeepSpeed states to `save_state`.
+"""
 
 from __future__ import annotations
 
@@ -50,14 +57,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _ddp(recipe: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+            "-m", "mathforge", "train", str(recipe), "--out", str(out), *extra]
+
+
 def test_two_process_ddp_matches_single_process(tmp_path):
     from safetensors.torch import load_file
 
     recipe = tmp_path / "r.toml"
     recipe.write_text(RECIPE)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    ddp = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           "-m", "mathforge", "train", str(recipe), "--out", str(tmp_path / "ddp")]
+    ddp = _ddp(recipe, tmp_path / "ddp")
     # same global batch in one process: 2 rows x 2 accumulation x 2 processes = 4 rows x 2 accumulation
     single = [sys.executable, "-m", "mathforge", "train", str(recipe), "--out", str(tmp_path / "one"),
               "--set", "optim.micro_batch_size=4"]
@@ -74,3 +85,18 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     assert [r["tokens"] for r in ra] == [r["tokens"] for r in rb]  # real tokens summed over processes
     # the model moved: equality is not trivially two untouched initialisations
     assert ra[-1]["loss"] < ra[0]["loss"]
+
+    # killed right after step 3 (past the checkpoint of step 2) and resumed: the same weights
+    killed = _ddp(recipe, tmp_path / "killed", "--set", "checkpoint_every=2")
+    proc = subprocess.run(killed, cwd=REPO, env={**env, "MATHFORGE_TEST_KILL_AT_STEP": "3"}, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode != 0 and not (tmp_path / "killed" / "model").exists()
+    ckpt = tmp_path / "killed" / "checkpoints" / "step_0000002"
+    assert {"random_states_0.pkl", "random_states_1.pkl", "state.json"} <= {p.name for p in ckpt.iterdir()}
+    killed[killed.index("--master_port") + 1] = str(_free_port())
+    proc = subprocess.run(killed, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resuming from" in proc.stderr and "step 2 of 5" in proc.stderr
+    c = load_file(str(tmp_path / "killed" / "model" / "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(c[key], a[key], rtol=1e-4, atol=1e-6, msg=key)

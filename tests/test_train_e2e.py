@@ -60,9 +60,9 @@ def test_memorise_save_load_generate_grade(tmp_path):
     tok = AutoTokenizer.from_pretrained(folder)
     examples = read_examples(data, "{question}")
     res = exact_match(model, tok, examples, max_new_tokens=24, keep_samples=True)
-    assert res["accuracy"] == 1.0 and res["n"] == 4, res["samples"]
+    assert res["accuracy"] == 1.0 and res["n_problems"] == 4, res["samples"]
     assert res["samples"][0]["gold"] == "12" and res["samples"][0]["completion"] == "7 + 5 = 12 #### 12"
-    assert res["ci_low"] > 0.4 and res["ci_high"] == 1.0
+    assert res["ci95_wilson"][0] > 0.4 and res["ci95_wilson"][1] == 1.0
     # a wrong answer is graded wrong: same prompts, golds shifted by one
     for ex in examples:
         ex.answer = str(int(ex.answer) + 1)
@@ -120,6 +120,6 @@ def test_quickstart_tiny_budget_writes_report(tmp_path):
     assert (tmp_path / "qs" / "accuracy.png").stat().st_size > 1000
     assert (tmp_path / "qs" / "loss_curves.png").stat().st_size > 1000
     summary = json.loads((tmp_path / "qs" / "summary.json").read_text())
-    assert set(summary["results"]) == {"sft", "mft"} and summary["results"]["mft"]["n"] == 16
+    assert set(summary["results"]) == {"sft", "mft"} and summary["results"]["mft"]["n_problems"] == 16
     training = (tmp_path / "qs" / "training" / "report.md").read_text()  # both runs' training report
     assert "| sft | sft |" in training and "| mft | mft |" in training and "training/report.html" in text

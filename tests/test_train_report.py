@@ -53,7 +53,7 @@ def test_training_report_has_curves_summary_config_and_samples(train_run, tmp_pa
     final = [r for r in rows if "eval_accuracy" in r][-1]
     summary = (f"| tiny-sft | sft | preset nano | arithmetic | finished at step 6 | {last_loss:.4f} | "
                f"{final['eval_loss']:.4f} | {100 * final['eval_accuracy']:.1f} "
-               f"[{100 * final['eval_ci_low']:.1f}, {100 * final['eval_ci_high']:.1f}] (n=8, step 6) |")
+               f"[{100 * final['eval_ci95_wilson'][0]:.1f}, {100 * final['eval_ci95_wilson'][1]:.1f}] (n=8, step 6) |")
     assert summary in md, md[:1500]
     assert "![Training curves](training_curves.png)" in md and "src='data:image/png;base64," in page
     assert "| optim.max_steps | 6 |" in md and "| data.task | arithmetic |" in md  # the resolved config
@@ -148,3 +148,14 @@ def test_run_without_held_out_accuracy(train_run, tmp_path):
     plt().close(fig)
     md = write_report([bare], out_dir=tmp_path / "r")[0].read_text()
     assert "| finished at step 6 |" in md and "| - | - |\n" in md  # no accuracy, no best model
+
+
+def test_held_out_interval_keys_old_and_new():
+    from mathforge.train_report import accuracy_percent, held_out_ci, held_out_n
+
+    assert held_out_ci({"eval_ci95_wilson": [0.1, 0.3]}) == (0.1, 0.3)
+    assert held_out_ci({"eval_ci_low": 0.1, "eval_ci_high": 0.3}) == (0.1, 0.3)  # logs before the key change
+    assert held_out_ci({"eval_accuracy": 0.2}) is None
+    assert held_out_n({"eval_n_problems": 8}) == 8 and held_out_n({"eval_n": 5}) == 5
+    assert accuracy_percent([{"eval_accuracy": 0.5, "eval_ci95_wilson": [0.2, 0.8]}]) == 100.0
+    assert accuracy_percent([{"eval_accuracy": 50.0}]) == 1.0

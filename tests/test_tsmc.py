@@ -73,9 +73,11 @@ class ToyRow:
     key: tuple
     bits: list[int] = field(default_factory=list)
     finish: str | None = None
+    begun: bool = False
+    moved: bool = False
 
     def copy(self):
-        return ToyRow(self.key, list(self.bits), self.finish)
+        return ToyRow(self.key, list(self.bits), self.finish, self.begun, self.moved)
 
 
 class ToyBackend:
@@ -99,16 +101,23 @@ class ToyBackend:
         if len(r.bits) == 3:
             r.finish = "eos"
 
-    def extend(self, allow):
-        moved = []
+    def begin(self, rows):
+        for i in rows:
+            self.rows[i].begun, self.rows[i].moved = True, False
+
+    def extend(self, allow, groups):
+        # every begun row runs to its boundary at once, so every group is ready
         for i, r in enumerate(self.rows):
-            if r.finish is not None:
+            if r.finish is not None or not r.begun:
                 continue
-            moved.append(i)
+            r.begun, r.moved = False, True
             self._step(r)
             while not allow[i] and r.finish is None:
                 self._step(r)
-        return moved
+        return list(range(len(groups)))
+
+    def moved(self, i):
+        return self.rows[i].moved
 
     def score(self, rows):
         out = []
@@ -215,6 +224,31 @@ def test_constant_value_tsmc_samples_like_plain_sampling(lm):
     stat, df = chi2_two_sample(steps["sample"], steps["tsmc"])
     assert df <= 8 and stat < 26.2, (stat, df)
     assert len(set(steps["tsmc"])) > 2  # the statistic has something to compare
+
+
+def test_group_rounds_do_not_change_the_result(lm):
+    """Each group resamples as soon as its own particles are at a boundary (min_ready=0), or all
+    groups wait for one another (min_ready=1, the paper's batch-synchronous rounds): the particles,
+    weights and genealogies are identical, since groups do not interact and every random stream is
+    keyed by (problem, particle) or (problem, group)."""
+    from mathforge.infer.search import SearchConfig, Searcher
+    from mathforge.infer.types import SamplingParams
+    from mathforge.models.value import ValueModel
+
+    model, tok, _ = lm
+    value = ValueModel.from_generator(model, init="random", seed=4)  # non-constant weights
+    params = SamplingParams(max_new_tokens=24, temperature=1.0, seed=5)
+    prompts = [tok(p)["input_ids"] for p in ("The sum", "Tom has 3 apples", "Question: What is")]
+    cfg = SearchConfig(strategy="tsmc", n=8, m=4, stop_steps=3, delimiter=" ", seed=2, answer_header="#@")
+    out = []
+    for min_ready in (0.0, 1.0):
+        res = Searcher(model, tok, cfg, value_model=value, params=params, answer_marker=None,
+                       min_ready=min_ready).run(prompts)
+        out.append([([s["text"] for s in r.samples], [s["weights"] for s in r.samples], r.extra["groups"]) for r in res])
+        assert any(g["resamplings"] for r in res for g in r.extra["groups"])
+    for (t0, w0, g0), (t1, w1, g1) in zip(*out, strict=True):
+        assert t0 == t1 and [g["ancestors"] for g in g0] == [g["ancestors"] for g in g1]
+        assert all(a == pytest.approx(b, rel=1e-4) for a, b in zip(w0, w1, strict=True))
 
 
 def test_strategies_share_samples_and_report_cost(lm):

@@ -24,6 +24,17 @@ COMMANDS: dict[str, str] = {
     "synth": "synth",
     "value-data": "value_data",
     "tsmc-experiment": "tsmc_experiment",
+    "seeds": "seeds",
+    "difficulty": "difficulty",
+}
+
+# What a re-run of an interrupted command does with the work already on disk.
+RESUME_HINTS = {
+    "train": "Run the same command again to resume from the last checkpoint (--no-resume starts over).",
+    "eval": "Outputs of finished batches are kept; run the same command again to resume.",
+    "grade": "Graded problems are kept; run the same command again to resume.",
+    "seeds": "Finished runs are kept; run the same command again to resume.",
+    "difficulty": "Estimated examples are kept; run the same command again to resume.",
 }
 
 
@@ -56,8 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(mod.run(args) or 0)
     except (ValueError, FileNotFoundError, KeyError) as exc:  # user errors: one clear line, no traceback
-        print(f"mathforge {args.command}: error: {exc}", file=sys.stderr)
+        text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # str(KeyError) adds quotes
+        print(f"mathforge {args.command}: error: {text}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: what is on disk is a resumable state (appends and checkpoints are atomic)
+        print(f"\nmathforge {args.command}: interrupted. {RESUME_HINTS.get(args.command, '')}".rstrip(),
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,7 +12,8 @@ from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("quickstart", help="train SFT vs MFT on a toy task and write a report (~5 min on CPU)",
+    p = subparsers.add_parser("quickstart", help="train SFT vs MFT on a toy task and write a report (about 2 minutes on 2 idle cores; "
+                                   "README: measured times)",
                               description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="output folder (default runs/quickstart)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps per model (default: the tuned budget)")

@@ -29,9 +29,9 @@ def run(args: argparse.Namespace) -> int:
         overrides["out_dir"] = str(args.out)
     if args.no_resume:
         overrides["resume"] = False
-    cfg = load_recipe(args.recipe, overrides)
+    cfg = load_recipe(args.recipe, overrides, override_label="--set")
     from mathforge.train.loop import train
 
     folder = train(cfg)
-    print(f"model saved to {folder}")
+    print(f"model: {folder}")
     return 0

@@ -139,6 +139,7 @@ def load_benchmark(name: str, split: str = "test", *, limit: int | None = None, 
     `options` are dataset-specific switches of §g.6, e.g. `asdiv_unit_rule="harness"` or
     `aqua_newline=True`; one the dataset does not take is an error, not silently ignored.
     """
+    check_limit(limit)
     bench = _get(name)
     path = benchmark_file(bench.name, split)
     adapter = _bind_options(bench, options)
@@ -156,6 +157,12 @@ def load_benchmark(name: str, split: str = "test", *, limit: int | None = None, 
             _append_yes_no(problem)
         problems.append(problem)
     return problems
+
+
+def check_limit(limit: int | None) -> None:
+    """`limit` is None (everything) or a positive int: 0 or -5 would silently load nothing."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
 
 
 def _bind_options(bench: Benchmark, options: dict[str, Any]) -> Callable[..., Problem]:

@@ -115,16 +115,60 @@ class FieldMap:
         return None if value is _MISSING else value
 
 
+def read_text(path: str | Path) -> str:
+    """The file's text as UTF-8; a file that is not UTF-8 is a ValueError naming file, line and byte."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(_not_utf8(path, data, exc)) from None
+
+
+def _not_utf8(path: str | Path, data: bytes, exc: UnicodeDecodeError) -> str:
+    line = data.count(b"\n", 0, exc.start) + 1
+    column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+    return f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x} at column {column}); re-save the file as UTF-8"
+
+
 def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """(line number, value) for each non-empty line; a malformed line names file and line."""
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: malformed JSON line ({exc.msg}, column {exc.colno})") from exc
+    """(line number, value) for each non-empty line; a malformed line (or one that is not UTF-8)
+    names file and line."""
+    with Path(path).open("rb") as fh:
+        yield from _parse_lines(_decoded(fh, path), path)
+
+
+def _decoded(raw_lines: Iterable[bytes], path: str | Path) -> Iterator[str]:
+    for lineno, raw in enumerate(raw_lines, 1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(_not_utf8(path, raw, exc).replace(f"{path}:1:", f"{path}:{lineno}:", 1)) from None
+
+
+def _parse_lines(lines: Iterable[str], where: Path) -> Iterator[tuple[int, Any]]:
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where}:{lineno}: malformed JSON line ({exc.msg}, column {exc.colno})") from exc
+
+
+def read_appended_jsonl(path: Path, *, cut: bool = False) -> list[tuple[int, Any]]:
+    """(line number, value) of a JSONL file that a resumable run appends to (eval's outputs.jsonl,
+    grade's verdicts.jsonl): a last line without its newline was torn by a kill mid-write and is
+    dropped (with `cut`, also cut from the file); any other malformed line names file and line.
+    A missing file reads as empty."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n") and cut:
+        with path.open("r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+    kept = data[: data.rfind(b"\n") + 1]
+    return list(_parse_lines(_decoded(kept.splitlines(keepends=True), path), path))
 
 
 def iter_json_list(path: Path) -> Iterator[tuple[int, Any]]:
@@ -133,7 +177,7 @@ def iter_json_list(path: Path) -> Iterator[tuple[int, Any]]:
     Decoding element by element keeps the line number of every record, so an error about a
     missing field can point at the line where that record begins.
     """
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     decoder = json.JSONDecoder()
 
     def fail(pos: int, what: str) -> ValueError:
@@ -167,6 +211,9 @@ def _skip_ws(text: str, pos: int) -> int:
 
 def _build_all(rows: Iterable[tuple[int, Any]], where: str, fmap: FieldMap, limit: int | None) -> list[Problem]:
     """Build every record; `where` is a format string for the location, e.g. `"f.jsonl:{}"`."""
+    from mathforge.data.benchmarks import check_limit
+
+    check_limit(limit)
     problems: list[Problem] = []
     seen: dict[str, int] = {}
     for lineno, record in rows:

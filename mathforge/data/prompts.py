@@ -64,6 +64,8 @@ STYLES: dict[str, PromptStyle] = {s.name: s for s in (
     # The `question||cot #### answer` line format that mathforge's own training renders (data/tasks):
     # the model continues after `||` with its chain of thought and `#### answer`.
     PromptStyle("line", "{q}||", demo_format="none"),
+    # The question exactly as given: a task generator's prompt, as the model was trained on it.
+    PromptStyle("raw", "{q}", demo_format="none"),
     PromptStyle("pal", "Question: {q}\n\n", splitter="\n---\n", stop=("\n\n---", "```output"),
                 demo_format="pal", kind="program", exec_mode="pal"),
     PromptStyle("pot", "Question: {q}\nWrite a Python program that prints the answer.\n",
@@ -265,9 +267,10 @@ def render_demo(demo: Demo, style: PromptStyle) -> str:
 
 
 def build_prompt(question: str, style: str | PromptStyle, *, shots: int = 0, benchmark: str = "gsm8k",
-                 eos: str = "") -> str:
+                 eos: str = "", demos: list[Demo] | None = None) -> str:
     """The exact prompt for `question`: zero-shot `template(q)`, or `shots` demos of the benchmark's
-    family joined by the style's splitter before it (§g.2 few-shot assembly)."""
+    family (or the given `demos`: exemplars from a train split or a file, `mathforge.data.sources`)
+    joined by the style's splitter before it (§g.2 few-shot assembly)."""
     st = get_style(style) if isinstance(style, str) else style
     if st.needs_eos and not eos:
         raise ValueError(f"style {st.name!r} needs the tokenizer's EOS string (eos=...)")
@@ -276,7 +279,7 @@ def build_prompt(question: str, style: str | PromptStyle, *, shots: int = 0, ben
     target = st.wrap(question, eos)
     if shots == 0:
         return target
-    demos = DEMO_FAMILIES[demo_family(benchmark)]
+    demos = list(demos) if demos is not None else DEMO_FAMILIES[demo_family(benchmark)]
     if shots > len(demos):
         raise ValueError(f"benchmark {benchmark!r} has {len(demos)} demos; asked for shots={shots}")
     parts = [st.wrap(d.question, eos) + render_demo(d, st) for d in demos[:shots]]

@@ -54,6 +54,12 @@ def grade_key(job: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=repr).encode()).hexdigest()[:16]
 
 
+def differing_settings(old: dict, new: dict, ignore: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """The settings (keys) in which a stored run and the current one differ, `ignore`d keys aside:
+    the one "same run?" test of `mathforge eval` (manifest.json) and `mathforge grade` (run.json)."""
+    return sorted(k for k in old.keys() | new.keys() if k not in ignore and old.get(k) != new.get(k))
+
+
 def warm_worker() -> None:
     """Start this process's SymPy worker and wait until it is ready (a pool initializer). A
     failure here is not fatal: a comparison that needs the worker then reports a timeout."""

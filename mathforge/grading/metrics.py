@@ -44,9 +44,11 @@ class AccuracyCI:
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion: unlike the normal approximation it stays
-    inside [0, 1] and is not degenerate at 0 % or 100 %, which small benchmarks (AIME: 30) hit."""
+    inside [0, 1] and is not degenerate at 0 % or 100 %, which small benchmarks (AIME: 30) hit.
+    The one Wilson interval of mathforge (eval, grade, in-training evaluation, search); with no
+    trials nothing is known, so the interval is the whole of [0, 1]."""
     if n <= 0:
-        return (0.0, 0.0)
+        return (0.0, 1.0)
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
     p = successes / n
     denom = 1 + z * z / n
@@ -304,8 +306,8 @@ def verdict_counts(correct: Sequence[bool], timed_out: Sequence[bool] | None = N
 
 def summarize_matrix(correct: Sequence[Sequence[bool]], labels: Sequence[Sequence[int | None]] | None = None,
                      *, n_trials: int = 100, seed: int = 0, ks: Sequence[int] | None = None,
-                     n_boot: int = 1000, timed_out: Sequence[Sequence[bool]] | None = None) -> dict[str, Any]:
-    """Accuracy (first sample column) with Wilson and bootstrap 95 % CIs, mean sample accuracy,
+                     timed_out: Sequence[Sequence[bool]] | None = None) -> dict[str, Any]:
+    """Accuracy (first sample column) with its Wilson 95 % CI, mean sample accuracy,
     pass@k and, given cluster `labels`, maj@k (subsample estimator) for k in `ks` (default
     `budgets(min n)`; budgets above the smallest n are dropped); verdict counts (correct, wrong,
     timeout) of the first sample column and of all samples, from the `timed_out` flags. The one
@@ -317,14 +319,12 @@ def summarize_matrix(correct: Sequence[Sequence[bool]], labels: Sequence[Sequenc
     flags = timed_out if timed_out is not None else [[False] * len(row) for row in correct]
     first = [bool(row[0]) for row in correct]
     wilson = accuracy_ci(first)
-    boot = accuracy_ci(first, method="bootstrap", n_boot=n_boot, seed=seed)
     n_min = min(len(row) for row in correct)
     ks = budgets(n_min) if ks is None else [k for k in ks if k <= n_min]
     out: dict[str, Any] = {
         "n_problems": len(correct),
         "accuracy": wilson.accuracy,
         "ci95_wilson": [wilson.low, wilson.high],
-        "ci95_bootstrap": [boot.low, boot.high],
         "sample_accuracy": float(np.mean([np.mean(row) for row in correct])),
         "pass_at_k": {k: float(np.mean([pass_at_k(len(r), sum(map(bool, r)), k) for r in correct])) for k in ks},
         "verdicts": verdict_counts(first, [bool(row[0]) for row in flags]),

@@ -32,7 +32,7 @@ from mathforge.infer.prefix_attention import KWARG as PREFIX_KWARG
 from mathforge.infer.prefix_attention import SharedPrefixCache, shared_prefix_attention, supports
 from mathforge.infer.sampling import row_generator, sample_rows
 from mathforge.infer.sampling import top_p_filter as _top_p  # noqa: F401  (tested under this name)
-from mathforge.infer.types import Completion, SamplingParams, check_generate_args, cut_at_stop
+from mathforge.infer.types import Completion, SamplingParams, chat_messages, check_generate_args, cut_at_stop
 
 
 @dataclass
@@ -53,19 +53,21 @@ class HFEngine:
     """Generate with any `transformers` causal LM on CPU or GPU.
 
     `batch_size` bounds the number of sample rows decoded together (prompts x samples). With
-    `chat=True` and a tokenizer that has a chat template, each prompt is sent as one user turn.
+    `chat=True` and a tokenizer that has a chat template, each prompt is sent as one user turn
+    (after a `system` turn when one is set).
     Not safe for concurrent `generate` calls on one model (decoding switches the model's attention
     implementation for its duration); the server serialises requests.
     """
 
     def __init__(self, model, tokenizer, *, batch_size: int = 32, chat: bool = False,
-                 shared_prefix: bool = True) -> None:
+                 shared_prefix: bool = True, system: str | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"HFEngine batch_size must be >= 1, got {batch_size}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.chat = chat
+        self.system = system
         # Shared-prefix attention where the architecture allows it exactly; copies of the prompt cache otherwise.
         self.shared_prefix = shared_prefix and supports(model)
         if chat and not getattr(tokenizer, "chat_template", None):
@@ -92,7 +94,7 @@ class HFEngine:
 
     # ------------------------------------------------------------------------------------------------
     def encode(self, prompts: list[str]) -> list[list[int]]:
-        return encode_prompts(self.tokenizer, prompts, chat=self.chat)
+        return encode_prompts(self.tokenizer, prompts, chat=self.chat, system=self.system)
 
     def generate(self, prompts: list[str], *, n: int = 1, params: SamplingParams = SamplingParams(),
                  stop: list[str] | None = None) -> list[list[Completion]]:
@@ -228,18 +230,32 @@ class HFEngine:
                           proposal_logprob=float(sum(prop)), proposal_token_logprobs=prop)
 
 
-def encode_prompts(tokenizer, prompts: list[str], *, chat: bool) -> list[list[int]]:
-    """Token ids of each prompt, through the chat template (one user turn) when `chat` is on and one exists."""
+def encode_prompts(tokenizer, prompts: list[str], *, chat: bool, system: str | None = None) -> list[list[int]]:
+    """Token ids of each prompt, through the chat template (one user turn, after a `system` turn when
+    given) when `chat` is on and one exists."""
     if chat and getattr(tokenizer, "chat_template", None):
-        return [chat_ids(tokenizer, [{"role": "user", "content": p}]) for p in prompts]
+        return [chat_ids(tokenizer, chat_messages(p, system)) for p in prompts]
     return [tokenizer(p)["input_ids"] for p in prompts]
 
 
+# For a model whose tokenizer has no chat template (every model mathforge trains from scratch): the
+# turns' texts back to back with no role markers, so one user message is exactly the prompt the model
+# was trained on (the tokenizer adds BOS as it does for any prompt).
+PLAIN_CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['content'] }}{% if m['role'] != 'user' %}\n\n{% endif %}{% endfor %}"
+)
+
+
 def chat_ids(tokenizer, messages: list[dict]) -> list[int]:
-    """Render a conversation with the tokenizer's chat template, ready for the assistant's turn."""
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    # The template already carries BOS and role markers: add no special tokens twice.
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+    """Render a conversation with the tokenizer's chat template, ready for the assistant's turn; a
+    tokenizer without one gets `PLAIN_CHAT_TEMPLATE`."""
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        # The template already carries BOS and role markers: add no special tokens twice.
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+    text = tokenizer.apply_chat_template(messages, chat_template=PLAIN_CHAT_TEMPLATE, tokenize=False,
+                                         add_generation_prompt=True)
+    return tokenizer(text)["input_ids"]
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

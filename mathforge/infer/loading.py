@@ -34,6 +34,10 @@ def load_engine(spec: str | Path, **kw) -> Engine:
         folder = resolve_model(path)
     else:
         folder = _existing(path, spec)  # checked before importing torch: a typo fails fast
+        from mathforge.models.loading import check_model_folder
+
+        if folder.is_dir():  # a run folder given for its model/: say so (a .gguf file is checked later)
+            folder = check_model_folder(folder)
     from mathforge.infer.hf_engine import HFEngine
 
     return HFEngine.from_pretrained(folder, **kw)

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from mathforge.infer.types import Completion, SamplingParams, check_generate_args, cut_at_stop
+from mathforge.infer.types import Completion, SamplingParams, chat_messages, check_generate_args, cut_at_stop
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
@@ -32,7 +32,7 @@ class OpenAIEngine:
 
     def __init__(self, base_url: str, model: str, *, chat: bool = False, api_key: str | None = None,
                  concurrency: int = 8, timeout: float = 120.0, max_retries: int = 5, backoff: float = 0.5,
-                 max_backoff: float = 30.0, max_stops: int | None = None) -> None:
+                 max_backoff: float = 30.0, max_stops: int | None = None, system: str | None = None) -> None:
         if concurrency < 1 or max_retries < 0 or timeout <= 0:
             raise ValueError("OpenAIEngine needs concurrency >= 1, max_retries >= 0 and timeout > 0")
         self.base_url = base_url.rstrip("/")
@@ -40,6 +40,7 @@ class OpenAIEngine:
             self.base_url += "/v1"
         self.model = model
         self.chat = chat
+        self.system = system  # a system turn before each prompt (chat only)
         self.concurrency = concurrency
         self.max_retries = max_retries
         self.backoff = backoff
@@ -78,7 +79,7 @@ class OpenAIEngine:
         if stop:
             body["stop"] = stop if self.max_stops is None else stop[: self.max_stops]
         if self.chat:
-            body |= {"messages": [{"role": "user", "content": prompt}], "logprobs": True}
+            body |= {"messages": chat_messages(prompt, self.system), "logprobs": True}
             data = self._request("POST", "/chat/completions", body)
         else:
             body |= {"prompt": prompt, "logprobs": 1}

@@ -1,17 +1,17 @@
 """Step-wise generation with KV-cache reuse for a generator and a value model (TSMC, Feng et al. 2025,
 "Step-by-Step Reasoning for Math Problems via Twisted Sequential Monte Carlo"; methods.md §e.3, §e.8).
 
-A `StepState` holds `n` rows (particles) per prompt. `extend` runs every live row to its next step
-boundary, EOS or token budget; `score` reads the value model at each row's last token; `select`
-keeps, drops, reorders or duplicates rows, reindexing the generator's and the value model's caches
-together. Each model reads every token once: the prompt is prefilled once per prompt and copied to
-its rows, and each extension feeds only new tokens (the original re-encodes every prefix for the
-value model each round).
+A `StepState` holds `n` rows (particles) per prompt. `extend` runs live rows to their next step
+boundary, EOS or token budget (all rows, or, given groups, until some group has no row running);
+`score` reads the value model at each row's last token; `select` keeps, drops, reorders or
+duplicates rows, reindexing the generator's and the value model's caches together. Each model
+reads every token once: each prompt is prefilled once, and each extension feeds only new tokens
+(the original re-encodes every prefix for the value model each round).
 
-Rows decode in one batch. A row that waits at a boundary while others continue gets a masked hole
-in its cache (attention mask 0), so caches of rows at different lengths stay one tensor; positions
-are tracked per row. Rows that finished (EOS or budget) leave the generator's cache at once and the
-value model's cache once scored.
+Rows decode in one batch over the caches of `step_cache.py` (the prompt stored once per prompt
+and each row's tokens at its own length, where the architecture allows; else one padded cache).
+Rows that finished (EOS or budget) leave the generator's cache at once and the value model's
+cache once scored.
 
 Step boundaries (§e.3, text rule, the mathforge Default): a step ends at the token that completes
 the delimiter (`"\\n\\n"` by default, any string) in the decoded text of the step, unless the text
@@ -26,60 +26,15 @@ new rows so copies made by resampling draw from their own streams.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers.cache_utils import Cache, DynamicLayer
 
 from mathforge.infer.sampling import row_generator, sample_rows
+from mathforge.infer.step_cache import make_store
 from mathforge.infer.types import SamplingParams
-
-
-class _GrowingLayer(DynamicLayer):
-    """Keys/values of each row in a preallocated buffer [R, H, capacity, D], written in place (no
-    concatenation of the whole cache at every decoding step); the capacity doubles when full."""
-
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, extra: int) -> None:
-        super().__init__()
-        rows, heads, length, dim = keys.shape
-        self.keys = keys.new_empty(rows, heads, length + extra, dim)
-        self.values = values.new_empty(rows, heads, length + extra, dim)
-        self.keys[:, :, :length], self.values[:, :, :length] = keys, values
-        self.length = length
-        self.is_initialized = True
-
-    def update(self, key_states, value_states, *args, **kwargs):
-        end = self.length + key_states.shape[2]
-        if end > self.keys.shape[2]:
-            grow = max(end, 2 * self.keys.shape[2]) - self.keys.shape[2]
-            pad = (0, 0, 0, grow)
-            self.keys = torch.nn.functional.pad(self.keys, pad)
-            self.values = torch.nn.functional.pad(self.values, pad)
-        self.keys[:, :, self.length:end] = key_states  # [R, H, new, D]
-        self.values[:, :, self.length:end] = value_states
-        self.length = end
-        return self.keys[:, :, :end], self.values[:, :, :end]
-
-    def get_seq_length(self) -> int:
-        return self.length
-
-    def batch_select_indices(self, indices: torch.Tensor) -> None:
-        if len(indices) == self.keys.shape[0]:  # resampling: rewrite only the rows that change, in place
-            changed = torch.nonzero(indices != torch.arange(len(indices), device=indices.device)).squeeze(1)
-            if len(changed):
-                src, n = indices[changed], self.length
-                self.keys[changed, :, :n] = self.keys[src, :, :n]  # the gather copies first: overlaps are safe
-                self.values[changed, :, :n] = self.values[src, :, :n]
-            return
-        self.keys, self.values = self.keys[indices], self.values[indices]  # duplicates are plain copies
-
-
-class _GrowingCache(Cache):
-    """A prefilled cache expanded to rows (`rows[r]` = the prompt of row r), with room to grow."""
-
-    def __init__(self, prefill: Cache, rows: torch.Tensor, extra: int) -> None:
-        super().__init__(layers=[_GrowingLayer(layer.keys[rows], layer.values[rows], extra) for layer in prefill.layers])
 
 
 @dataclass(frozen=True)
@@ -111,7 +66,8 @@ class Row:
     finish: str | None = None  # "eos" | "length" once finished
     step_start: int = 0  # index in `tokens` where the current step began
     scan_from: int = 0  # characters of the current step's text already checked for the delimiter
-    round_start: int = 0  # len(tokens) when the last `extend` began
+    round_start: int = 0  # len(tokens) when its current step began
+    waiting: bool = True  # not decoding: at a boundary (or not begun, or finished)
     scored: int = 0  # tokens the value model has read
 
     def copy(self) -> Row:
@@ -123,35 +79,15 @@ class Row:
 
 
 @dataclass
-class _Cache:
-    """One model's KV cache over the live rows: cache row c holds state row `owner[c]`."""
-
-    cache: Any
-    mask: torch.Tensor  # [C, L] attention mask (0 on left padding and holes)
-    pos: torch.Tensor  # [C] position id of the next real token
-    owner: list[int]
-    logits: torch.Tensor | None = None  # [C, V] next-token logits (generator only)
-    h: dict[int, torch.Tensor] = field(default_factory=dict)  # state row -> last value logit read (value only)
-
-    def keep(self, sel: list[int], owners: list[int]) -> None:
-        idx = torch.tensor(sel, dtype=torch.long, device=self.mask.device)
-        if len(sel) != len(self.owner) or sel != list(range(len(sel))):
-            self.cache.batch_select_indices(idx)
-            self.mask, self.pos = self.mask[idx], self.pos[idx]
-            if self.logits is not None:
-                self.logits = self.logits[idx]
-        self.owner = owners
-
-
-@dataclass
 class StepState:
     prompts: list[list[int]]
     rows: list[Row]
-    gen: _Cache
-    val: _Cache | None
+    gen: Any  # step_cache store of the generator
+    val: Any  # ... and of the value model (None without one)
     gens: dict[tuple, torch.Generator]
     generated_tokens: int = 0  # every token sampled (compute)
     value_tokens: int = 0  # every token the value model read, prompts included
+    value_seconds: float = 0.0  # wall time spent in value-model reads (`score`)
 
     @property
     def finished(self) -> bool:
@@ -162,17 +98,20 @@ class StepGenerator:
     """Step-wise sampling from an HF causal LM, optionally with a `ValueModel` reading along."""
 
     def __init__(self, model, tokenizer, *, value_model=None, params: SamplingParams = SamplingParams(),
-                 steps: StepConfig = StepConfig()) -> None:
+                 steps: StepConfig = StepConfig(), split_cache: bool | None = None) -> None:
+        """`split_cache`: the prompt-once cache of `step_cache.SplitStore` (default: where the
+        architecture allows it exactly); False forces the padded cache of stock attention."""
         from mathforge.infer.hf_engine import _eos_ids
 
         self.model, self.tok, self.value = model.eval(), tokenizer, value_model
         if value_model is not None:
             value_model.eval()
-        self.params, self.steps = params, steps
+        self.params, self.steps, self.split = params, steps, split_cache
         self.device = next(model.parameters()).device
         self.eos = torch.tensor(sorted(_eos_ids(model, tokenizer)) or [-1], device=self.device)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(self.eos[0])
         self.max_positions = getattr(model.config, "max_position_embeddings", None)
+        self._tails: dict[tuple[int, ...], bool] = {}  # token tail -> does its text hold the delimiter
 
     # ---------------------------------------------------------------------------------------- start
     def start(self, prompts: list[list[int]], n: int, *, keys: list[Any] | None = None) -> StepState:
@@ -184,9 +123,10 @@ class StepGenerator:
         rows = [Row(problem=p, key=(keys[p], j), limit=self._limit(p, len(ids)))
                 for p, ids in enumerate(prompts) for j in range(n)]
         expand = [r.problem for r in rows]
+        store = dict(pad_id=self.pad_id, capacity=self.params.max_new_tokens + 1, device=self.device, split=self.split)
         with torch.inference_mode():
-            gen = self._prefill(self.model, prompts, expand, lm=True)
-            val = self._prefill(self.value, prompts, expand, lm=False) if self.value is not None else None
+            gen = make_store(self.model, prompts, expand, lm=True, **store)
+            val = make_store(self.value, prompts, expand, lm=False, **store) if self.value is not None else None
         gens = {} if self.params.greedy else {r.key: row_generator(self.params.seed, *r.key, device=self.device)
                                               for r in rows}
         state = StepState(prompts=[list(p) for p in prompts], rows=rows, gen=gen, val=val, gens=gens)
@@ -201,24 +141,25 @@ class StepGenerator:
         room = self.max_positions - prompt_len if self.max_positions is not None else self.params.max_new_tokens
         return min(self.params.max_new_tokens, room)
 
-    def _prefill(self, model, prompts: list[list[int]], expand: list[int], *, lm: bool) -> _Cache:
-        from transformers import DynamicCache
-
-        width = max(len(x) for x in prompts)
-        ids = torch.tensor([[self.pad_id] * (width - len(x)) + x for x in prompts], device=self.device)  # [P, T]
-        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in prompts], device=self.device)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # [P, T]
-        cache = DynamicCache(config=model.config)
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
-        sel = torch.tensor(expand, device=self.device)  # [R] prompt of each row
-        cache = _GrowingCache(cache, sel, extra=self.params.max_new_tokens)  # [P, H, T, D] -> [R, H, T + extra, D]
-        logits = out.logits[:, -1, :].float()[sel] if lm else None  # [R, V]
-        return _Cache(cache=cache, mask=mask[sel], pos=pos[sel, -1] + 1, owner=list(range(len(expand))), logits=logits)
-
     # ---------------------------------------------------------------------------------------- extend
-    def extend(self, state: StepState, *, allow_boundary: list[bool] | None = None) -> list[int]:
-        """Run every unfinished row to its next boundary (where `allow_boundary[row]`, default all),
-        EOS or budget. Returns the rows that generated tokens.
+    def begin(self, state: StepState, rows: list[int]) -> None:
+        """Rows `rows` begin a new step: the next `extend(..., groups=...)` runs them."""
+        for i in rows:
+            r = state.rows[i]
+            r.waiting, r.round_start = r.finish is not None, len(r.tokens)
+
+    def extend(self, state: StepState, *, allow_boundary: list[bool] | None = None,
+               groups: list[list[int]] | None = None, min_ready: float = 0.0, patience: int = 0) -> list[int]:
+        """Decode rows to their next boundary (where `allow_boundary[row]`, default all), EOS or budget.
+
+        Without `groups`: every unfinished row begins a new step and all run until none is left
+        running; returns the rows that generated tokens. With `groups` (lists of rows): only rows
+        begun (`begin`) and not yet at a boundary run, and the call returns as soon as some groups
+        have no running row, with their indices in `groups`: once a `min_ready` fraction of the
+        groups is ready, or `patience` decoding steps after the first one was (so that scoring
+        and resampling run in fewer, larger batches); the other rows keep their progress
+        and go on at the next call. So a group waits for its own slowest row only (TSMC resamples
+        within groups), not for the slowest row of the batch.
 
         Boundaries are looked for only while allowed: a delimiter completed while a row's boundaries
         are off never fires later."""
@@ -226,19 +167,27 @@ class StepGenerator:
         allow = [True] * len(rows) if allow_boundary is None else list(allow_boundary)
         if len(allow) != len(rows):
             raise ValueError(f"allow_boundary has {len(allow)} entries for {len(rows)} rows")
-        for r in rows:
-            r.round_start = len(r.tokens)
-        running = {i for i, r in enumerate(rows) if r.finish is None}  # state rows
+        if groups is None:
+            self.begin(state, list(range(len(rows))))
+        running = {i for i, r in enumerate(rows) if not r.waiting}
+        waited = 0  # decoding steps since the first group became ready
         with torch.inference_mode():
             while running:
                 running = self._decode_step(state, running, allow)
+                if groups is not None:
+                    ready = [g for g, members in enumerate(groups) if running.isdisjoint(members)]
+                    waited += bool(ready)
+                    if ready and (len(ready) >= min_ready * len(groups) or waited > patience):
+                        return ready
+        if groups is not None:
+            return list(range(len(groups)))
         return [i for i, r in enumerate(rows) if r.new_tokens > 0]
 
     def _decode_step(self, state: StepState, running: set[int], allow: list[bool]) -> set[int]:
         """Sample one token for the running rows, then feed those that go on. Returns the rows still
         running (not at a boundary, not finished). Finished rows leave the cache at once."""
         g = state.gen
-        where = {i: c for c, i in enumerate(g.owner)}
+        where = g.where()
         owners = sorted(running)
         act = [where[i] for i in owners]  # their cache rows
         gens = [state.gens.get(state.rows[i].key) for i in owners]
@@ -253,23 +202,34 @@ class StepGenerator:
             r.logprobs.append(raw[j])
             r.proposal.append(prop[j])
             if is_eos[j] or len(r.tokens) >= r.limit:
-                r.finish, finished = ("eos" if is_eos[j] else "length"), True
+                r.finish, r.waiting, finished = ("eos" if is_eos[j] else "length"), True, True
                 continue
             feed[i] = tokens[j]  # its next logits are needed (now or after the boundary)
-            if not (allow[i] and self._boundary(r)):
+            if allow[i] and self._boundary(r):
+                r.waiting = True
+            else:
                 still.add(i)
         if finished:
             self._drop_finished(state)
         if feed:
-            where = {i: c for c, i in enumerate(g.owner)}
-            self._feed_one(g, [where[i] for i in feed], list(feed.values()))
+            where = g.where()
+            crow = [where[i] for i in feed]
+            logits = g.feed(crow, [[t] for t in feed.values()])  # [A, V]
+            g.logits[torch.tensor(crow, device=self.device)] = logits
         return still
 
     def _boundary(self, r: Row) -> bool:
         """Did the last token complete a step delimiter (§e.3, text rule)? Records it when it fires."""
         d = self.steps.delimiter
-        # Fast path: a delimiter completed by the last token lies within its last len(d) + 1 tokens.
-        if d not in self.tok.decode(r.tokens[max(r.step_start, len(r.tokens) - len(d) - 1):], skip_special_tokens=True):
+        # Fast path: a delimiter completed by the last token lies within its last len(d) + 1 tokens
+        # (their decoding memoised: a few distinct tails recur all the time).
+        tail = tuple(r.tokens[max(r.step_start, len(r.tokens) - len(d) - 1):])
+        hit = self._tails.get(tail)
+        if hit is None:
+            if len(self._tails) > 100_000:
+                self._tails.clear()
+            hit = self._tails[tail] = d in self.tok.decode(list(tail), skip_special_tokens=True)
+        if not hit:
             return False
         text = self.tok.decode(r.tokens[r.step_start:], skip_special_tokens=True)
         i = text.rfind(d)
@@ -282,21 +242,6 @@ class StepGenerator:
         r.boundaries.append(len(r.tokens) - 1)
         r.step_start, r.scan_from = len(r.tokens), 0
         return True
-
-    def _feed_one(self, g: _Cache, feed: list[int], tokens: list[int]) -> None:
-        """One forward step over the whole cache: cache rows `feed` read `tokens`, the others a hole."""
-        n = len(g.owner)
-        ids = torch.full((n, 1), self.pad_id, device=self.device)
-        col = torch.zeros(n, 1, dtype=g.mask.dtype, device=self.device)
-        idx = torch.tensor(feed, device=self.device)
-        ids[idx, 0] = torch.tensor(tokens, device=self.device)
-        col[idx, 0] = 1
-        g.mask = torch.cat([g.mask, col], dim=1)  # [C, L+1]
-        out = self.model(input_ids=ids, attention_mask=g.mask, position_ids=g.pos[:, None], cache=g.cache,
-                         use_cache=True, logits_to_keep=1)
-        logits = out.logits[:, -1, :].float()  # [C, V]
-        g.logits[idx] = logits[idx]
-        g.pos = g.pos + col[:, 0].to(g.pos.dtype)
 
     def _drop_finished(self, state: StepState) -> None:
         g = state.gen
@@ -313,15 +258,17 @@ class StepGenerator:
             raise ValueError("StepGenerator.score needs a value model")
         if any(not state.rows[i].tokens for i in rows):
             raise ValueError("score: a row has generated no token yet")
+        t0 = time.perf_counter()
         with torch.inference_mode():
             h = self._reencode(state, rows) if reencode else self._score_cached(state, rows)
             if not reencode:
                 self._drop_scored(state)
+        state.value_seconds += time.perf_counter() - t0
         return h
 
     def _score_cached(self, state: StepState, rows: list[int]) -> torch.Tensor:
         v = state.val
-        where = {i: c for c, i in enumerate(v.owner)}
+        where = v.where()
         todo = [i for i in rows if state.rows[i].scored < len(state.rows[i].tokens)]
         gone = [i for i in todo if i not in where]  # left the cache unscored (truncated rows): read them whole
         if gone:
@@ -330,24 +277,10 @@ class StepGenerator:
                 state.rows[i].scored = len(state.rows[i].tokens)
             todo = [i for i in todo if i in where]
         if todo:
-            width = max(len(state.rows[i].tokens) - state.rows[i].scored for i in todo)
-            n = len(v.owner)
-            ids = torch.full((n, width), self.pad_id, device=self.device)  # [C, S]
-            cols = torch.zeros(n, width, dtype=v.mask.dtype, device=self.device)
-            for i in todo:
-                r = state.rows[i]
-                new = r.tokens[r.scored:]
-                ids[where[i], : len(new)] = torch.tensor(new, device=self.device)
-                cols[where[i], : len(new)] = 1
-            v.mask = torch.cat([v.mask, cols], dim=1)  # [C, L+S]
-            pos = v.pos[:, None] + cols.cumsum(1) - 1  # [C, S] real positions (holes reuse the last one)
-            out = self.value(input_ids=ids, attention_mask=v.mask, position_ids=pos.clamp(min=0), cache=v.cache,
-                             use_cache=True)
-            last = (cols.sum(1) - 1).clamp(min=0)  # [C] index of each row's last new token
-            h_all = out.logits.gather(1, last[:, None].long()).squeeze(1)  # [C]
-            v.pos = v.pos + cols.sum(1).to(v.pos.dtype)
-            v.h.update({i: h_all[where[i]] for i in todo})
-            state.value_tokens += int(cols.sum())
+            new = [state.rows[i].tokens[state.rows[i].scored:] for i in todo]
+            h = v.feed([where[i] for i in todo], new)  # [A]
+            v.h.update(zip(todo, h, strict=True))
+            state.value_tokens += sum(len(t) for t in new)
             for i in todo:
                 state.rows[i].scored = len(state.rows[i].tokens)
         return torch.stack([v.h[i] for i in rows]).float()
@@ -382,7 +315,7 @@ class StepGenerator:
             raise ValueError("select: duplicate row keys; pass keys= so each copy draws from its own random stream")
         new = []
         for i, j in enumerate(indices):
-            r = old[j].copy()
+            r = old[j] if j == i and keys[i] == old[j].key else old[j].copy()  # rows that stay are not copied
             r.key = keys[i]
             if r.key not in state.gens and not self.params.greedy:
                 state.gens[r.key] = row_generator(self.params.seed, *r.key, device=self.device)
@@ -390,7 +323,7 @@ class StepGenerator:
         for cache in (state.gen, state.val):
             if cache is None:
                 continue
-            where = {i: c for c, i in enumerate(cache.owner)}
+            where = cache.where()
             pairs = [(where[j], i) for i, j in enumerate(indices) if j in where]
             with torch.inference_mode():  # the caches are inference tensors, updated in place
                 cache.keep([c for c, _ in pairs], [i for _, i in pairs])

@@ -98,6 +98,11 @@ def check_generate_args(prompts: list[str], n: int, stop: list[str] | None) -> l
     return [s for s in stop if s]
 
 
+def chat_messages(prompt: str, system: str | None = None) -> list[dict[str, str]]:
+    """A prompt as a chat: one user turn, after a system turn when `system` is given."""
+    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+
+
 def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
     """Cut `text` at the earliest occurrence of any stop string; returns (text, whether one was found)."""
     cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)

@@ -35,13 +35,7 @@ def load_model(path_or_spec: str | Path, *, dtype: Any = None, device: str | Non
         folder, gguf = str(path.parent), {"gguf_file": path.name}
         _require_gguf(path)
     else:
-        if not path.exists():
-            raise FileNotFoundError(f"model folder not found: {path}")
-        if not path.is_dir():
-            raise FileNotFoundError(f"not a model folder (nor a .gguf file): {path}")
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"model folder {path} has no config.json (is it an HF save_pretrained folder?)")
-        folder, gguf = str(path), {}
+        folder, gguf = str(check_model_folder(path)), {}
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **gguf)
     model = AutoModelForCausalLM.from_pretrained(folder, **kwargs, **gguf)
     if device is not None:
@@ -50,6 +44,32 @@ def load_model(path_or_spec: str | Path, *, dtype: Any = None, device: str | Non
         # Padding needs an id; pretrained tokenizers often have none and EOS is the usual choice.
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def check_model_folder(path: str | Path, what: str = "model folder") -> Path:
+    """`path` as a Path if it is an HF model folder (holds config.json); otherwise FileNotFoundError
+    saying what is wrong, e.g. a training run folder given where its `model/` is meant. Checked
+    before transformers sees the path, which would otherwise take it for a Hub repo id."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    if not path.is_dir():
+        raise FileNotFoundError(f"not a {what} (nor a .gguf file): {path}")
+    if _is_hf_config(path / "config.json"):
+        return path
+    for sub in ("model", "best_model"):  # a training run folder has its own config.json (the recipe)
+        if _is_hf_config(path / sub / "config.json"):
+            raise FileNotFoundError(f"{path} is a training run folder, not a {what}; did you mean {path / sub}?")
+    raise FileNotFoundError(f"{what} {path} has no config.json of an HF model (is it a save_pretrained folder?)")
+
+
+def _is_hf_config(file: Path) -> bool:
+    import json
+
+    try:
+        return "model_type" in json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
 
 
 def _resolve_dtype(dtype: Any):

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mathforge import faults
 from mathforge.synth.io import load_records, write_jsonl, write_manifest
 
 PROMPT_FIELDS = ("id", "prompt")
@@ -168,6 +169,7 @@ def run_generation(prompts: list[dict], cfg: GenerateConfig, engine: Any = None)
                                   f"chunks written now are kept in {out}/chunks; rerun to resume") from exc
         counts["records_written"] += write_jsonl(chunk_path(out, k), rows)
         counts["chunks_generated"] += 1
+        faults.kill_at(faults.SYNTH, counts["chunks_generated"])  # the kill-and-resume test's exact point
     write_manifest(out, "generate", counts=counts, **manifest)
     return counts
 

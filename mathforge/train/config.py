@@ -9,6 +9,7 @@ every output (`asdict`).
 
 from __future__ import annotations
 
+import copy
 import tomllib
 import types
 import typing
@@ -38,7 +39,9 @@ class DataConfig:
     `task` names a generator of `mathforge.data.tasks.TASKS` (`multiplication`, `arithmetic`, ...;
     `task_args` are its keyword arguments) or `file`, in which case `train_file` (JSONL with
     question/response, or `q||cot #### a` lines in a `.txt`) is read. Held-out problems come from
-    `eval_file` if set, else the first `n_eval` generated (or shuffled file) examples.
+    `eval_file` if set, else the first `n_eval` generated (or shuffled file) examples. An example
+    longer than `seq_len` tokens stops the run with an error naming it (`overlong="error"`), is cut
+    on the right (`"truncate"`) or left out (`"drop"`); the run prints and records how many.
     """
 
     task: str = "multiplication"
@@ -55,10 +58,12 @@ class DataConfig:
     question_key: str = ""
     response_key: str = ""
     extract_style: str = "auto"
+    overlong: str = "error"
 
     def __post_init__(self) -> None:
         from mathforge.data.tasks import TASKS
 
+        _check_choice("data.overlong", self.overlong, ("error", "truncate", "drop"))
         _check_choice("data.task", self.task, (*TASKS, "file"))
         _check_choice("data.tokenizer", self.tokenizer, ("char", "char_spaced", "bpe"))
         if self.task == "file" and not self.train_file:
@@ -74,11 +79,21 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """A from-scratch preset (`nano`, `micro`, `small`) or `init`: a local HF folder to fine-tune."""
+    """A from-scratch preset (`nano`, `micro`, `small`) or `init`: a local HF folder to fine-tune.
+
+    `dtype` is the dtype of the trained weights (the optimizer's master copy), whatever dtype the
+    `init` folder was saved in: `float32` (default) keeps updates that bf16 would round away (at lr
+    1e-5 most weights of a bf16 copy do not move at all); `bfloat16` trains the weights themselves
+    in bf16 (half the memory, lossy updates). For bf16 speed with fp32 weights use
+    `mixed_precision = "bf16"` (autocast) instead."""
 
     preset: str = "nano"
     init: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        _check_choice("model.dtype", self.dtype, ("float32", "bfloat16"))
 
 
 @dataclass
@@ -379,8 +394,11 @@ def _resolve(path: str, recipe_dir: Path, key: str, source: str) -> str:
     raise FileNotFoundError(f"{source}: {key}={path!r}: no such file")
 
 
-def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Read a TOML recipe (optionally with dotted-key `overrides`) into a validated RunConfig."""
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None, *,
+                override_label: str = "override") -> RunConfig:
+    """Read a TOML recipe (optionally with dotted-key `overrides`) into a validated RunConfig.
+    An error that the recipe alone does not have is blamed on the override (`override_label`,
+    e.g. the CLI's `--set`), not on the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"recipe {path}: no such file")
@@ -388,17 +406,40 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
         table = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    merged = copy.deepcopy(table)
     for dotted, value in (overrides or {}).items():
-        node = table
+        node = merged
         *parents, last = dotted.split(".")
         for part in parents:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"{override_label} {dotted}={value!r}: '{part}' is not a section")
         node[last] = value
-    cfg = config_from_dict(table, source=str(path))
-    cfg.data.train_file = _resolve(cfg.data.train_file, path.parent, "data.train_file", str(path))
-    cfg.data.eval_file = _resolve(cfg.data.eval_file, path.parent, "data.eval_file", str(path))
-    cfg.value.data_file = _resolve(cfg.value.data_file, path.parent, "value.data_file", str(path))
+    try:
+        cfg = config_from_dict(merged, source=str(path))
+    except (KeyError, ValueError) as exc:
+        if not overrides or _fails_alike(table, path, exc):
+            raise
+        msg = exc.args[0].removeprefix(f"{path}: ")
+        named = [k for k in overrides if k in msg] or list(overrides)
+        label = ", ".join(f"{override_label} {k}={overrides[k]!r}" for k in named)
+        raise type(exc)(f"{label}: {msg}") from None
+    for section, key in ((cfg.data, "data.train_file"), (cfg.data, "data.eval_file"), (cfg.value, "value.data_file")):
+        name = key.split(".")[1]
+        source = override_label if key in (overrides or {}) else str(path)
+        setattr(section, name, _resolve(getattr(section, name), path.parent, key, source))
     return cfg
+
+
+def _fails_alike(table: dict[str, Any], path: Path, exc: Exception) -> bool:
+    """Does the recipe without overrides fail with the same error (then the recipe is to blame)?"""
+    try:
+        config_from_dict(table, source=str(path))
+    except (KeyError, ValueError) as base:
+        return base.args == exc.args
+    return False
 
 
 def parse_override(text: str) -> tuple[str, Any]:

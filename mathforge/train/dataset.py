@@ -2,7 +2,8 @@
 
 Everything that can be wrong with the data is found here, before a model is built: a missing or
 empty file, a record without a question or response (named by file and line), a held-out set
-that overlaps training, an example longer than the context. Training files are JSONL with
+that overlaps training, an example longer than the context (an error, or cut or left out by `data.overlong`, and
+counted). Training files are JSONL with
 `question`/`prompt`/`instruction`/`query` and `response`/`output`/`target`/`solution` (the
 one-element-list shape `{"source": [q], "target": [r]}` of the MFT release is accepted, methods.md
 §a.5), optional `answer`, `weight`, `difficulty` (or `difficulty_level` / `err_rate`) and
@@ -11,10 +12,9 @@ one-element-list shape `{"source": [q], "target": [r]}` of the MFT release is ac
 
 from __future__ import annotations
 
-import importlib
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ class TrainData:
     train: list[Any]  # list[Rendered]
     eval_examples: list[Example]
     eval: list[Any]  # list[Rendered]
+    # examples longer than data.seq_len: {"train"|"held_out": {"truncated": n, "dropped": n}}
+    overlong: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def _first(rec: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -72,6 +74,7 @@ def read_examples(path: str | Path, template: str = "{question}\n", keys: tuple[
     """Training examples from a JSONL file (prompt = `template` filled with the question) or a
     `q||cot #### a` text file (the implicit-CoT layout of `mathforge.data.tasks`: prompt `q||`);
     errors name file and line."""
+    from mathforge.data.files import read_text
     from mathforge.data.tasks import load_icot_file
 
     path = Path(path)
@@ -81,7 +84,7 @@ def read_examples(path: str | Path, template: str = "{question}\n", keys: tuple[
         out = load_icot_file(path)
     else:
         out = []
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for lineno, line in enumerate(read_text(path).splitlines(), 1):
             if not line.strip():
                 continue
             where = f"{path}:{lineno}"
@@ -99,13 +102,12 @@ def read_examples(path: str | Path, template: str = "{question}\n", keys: tuple[
 
 def task_examples(task: str, n: int, seed: int, args: dict[str, Any]) -> list[Example]:
     """`n` examples from the synthetic generator registered as `task` in `mathforge.data.tasks`."""
-    from mathforge.data.tasks import TASKS
+    from mathforge.data.tasks import generate_task
 
-    module = importlib.import_module(f"mathforge.data.tasks.{TASKS[task].split(':')[0]}")
     try:
-        return list(module.generate(n, seed=seed, **args))
-    except TypeError as exc:
-        raise ValueError(f"data.task_args for task {task!r}: {exc}") from None
+        return generate_task(task, n, seed=seed, args=args)
+    except ValueError as exc:
+        raise ValueError(f"data.task / data.task_args: {exc}") from None
 
 
 def load_examples(cfg: Any) -> tuple[list[Example], list[Example]]:
@@ -125,27 +127,45 @@ def load_examples(cfg: Any) -> tuple[list[Example], list[Example]]:
         if dc.eval_file:
             held = read_examples(dc.eval_file, dc.prompt_template, (dc.question_key, dc.response_key))[: dc.n_eval]
     seen = {ex.prompt for ex in held}
+    n_before = len(train)
     train = [ex for ex in train if ex.prompt not in seen]
     if not train:
         where = dc.train_file or f"task {dc.task!r}"
-        raise ValueError(f"{where}: empty training set after holding out {len(held)} examples")
+        why = (f": all {n_before} training prompts are also held-out prompts (held-out prompts are removed from "
+               "training; is data.eval_file the training file?)" if n_before else "")
+        raise ValueError(f"{where}: empty training set after holding out {len(held)} examples{why}")
     return train, held
 
 
-def _render_checked(examples: list[Example], tokenizer: Any, seq_len: int, where: str) -> list[Any]:
+def _render_checked(examples: list[Example], tokenizer: Any, seq_len: int, where: str,
+                    overlong: str = "error") -> tuple[list[Example], list[Any], dict[str, int]]:
+    """Render every example; one longer than `seq_len` is an error naming it (`overlong="error"`),
+    cut on the right (`"truncate"`; an example whose prompt alone fills the window keeps no
+    trained token and is dropped instead) or left out (`"drop"`). Returns the kept examples, their
+    renderings (aligned) and the counts {"truncated": .., "dropped": ..}."""
     from mathforge.data.render import render
 
-    out, cache = [], {}  # upsampling repeats the same Example object: render it once
+    kept, out, cache = [], [], {}  # upsampling repeats the same Example object: render it once
+    counts = {"truncated": 0, "dropped": 0}
     for i, ex in enumerate(examples):
-        if id(ex) in cache:
-            out.append(cache[id(ex)])
+        if id(ex) not in cache:
+            try:
+                cache[id(ex)] = (render(ex, tokenizer, max_len=seq_len, index=i), False)
+            except ValueError as exc:
+                if overlong == "error":
+                    origin = ex.meta.get("id", f"{where} #{i}")
+                    raise ValueError(f"{origin}: {exc} (raise data.seq_len, shorten the example, or set "
+                                     "data.overlong to 'truncate' or 'drop')") from None
+                cut = render(ex, tokenizer, max_len=seq_len, overlong="truncate", index=i)
+                cache[id(ex)] = (cut if overlong == "truncate" and cut.prompt_len < len(cut) else None, True)
+        rendered, was_cut = cache[id(ex)]
+        if rendered is None:
+            counts["dropped"] += 1
             continue
-        try:
-            out.append(cache.setdefault(id(ex), render(ex, tokenizer, max_len=seq_len, index=i)))
-        except ValueError as exc:
-            origin = ex.meta.get("id", f"{where} #{i}")
-            raise ValueError(f"{origin}: {exc} (raise data.seq_len or shorten the example)") from None
-    return out
+        counts["truncated"] += was_cut
+        kept.append(ex)
+        out.append(rendered)
+    return kept, out, counts
 
 
 def prepare_data(cfg: Any, tokenizer: Any = None) -> TrainData:
@@ -163,6 +183,12 @@ def prepare_data(cfg: Any, tokenizer: Any = None) -> TrainData:
         texts = [t for ex in train + held for t in (ex.prompt, ex.response)]
         tokenizer = build_tokenizer(texts, kind=cfg.data.tokenizer, vocab_size=cfg.data.vocab_size)
     where = cfg.data.train_file or f"task {cfg.data.task}"
-    rendered = _render_checked(train, tokenizer, cfg.data.seq_len, where)
-    held_rendered = _render_checked(held, tokenizer, cfg.data.seq_len, cfg.data.eval_file or where + " (held out)")
-    return TrainData(tokenizer, train, rendered, held, held_rendered)
+    overlong, seq_len = cfg.data.overlong, cfg.data.seq_len
+    train, rendered, n_train = _render_checked(train, tokenizer, seq_len, where, overlong)
+    held, held_rendered, n_held = _render_checked(held, tokenizer, seq_len, cfg.data.eval_file or where + " (held out)",
+                                                  overlong)
+    if not rendered:
+        raise ValueError(f"{where}: every training example is longer than data.seq_len={seq_len} "
+                         f"(data.overlong={overlong!r} dropped all {n_train['dropped']})")
+    overlong_counts = {"train": n_train, "held_out": n_held}
+    return TrainData(tokenizer, train, rendered, held, held_rendered, overlong_counts)

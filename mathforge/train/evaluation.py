@@ -9,22 +9,11 @@ prompt), exactly the prefix the model saw in training; decoding is greedy (HF `g
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from mathforge.data.records import Example
-
-
-def wilson_ci(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval for a binomial proportion (good at small n and near 0 or 1)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = correct / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+from mathforge.grading.metrics import wilson_interval
 
 
 def _left_pad(prompts: list[list[int]], pad_id: int) -> tuple[Any, Any]:
@@ -72,7 +61,7 @@ def exact_match(model: Any, tokenizer: Any, examples: Sequence[Example], *, max_
     from mathforge.grading import extract_answer, is_equivalent
 
     if not examples:
-        return {"accuracy": float("nan"), "correct": 0, "n": 0, "ci_low": 0.0, "ci_high": 1.0}
+        return {"accuracy": float("nan"), "correct": 0, "n_problems": 0, "ci95_wilson": list(wilson_interval(0, 0))}
     prompts = []
     for ex in examples:
         r = render(ex, tokenizer)
@@ -86,8 +75,9 @@ def exact_match(model: Any, tokenizer: Any, examples: Sequence[Example], *, max_
         correct += ok
         if keep_samples:
             samples.append({"prompt": ex.prompt, "completion": text, "pred": pred, "gold": gold, "correct": ok})
-    lo, hi = wilson_ci(correct, len(examples))
-    result = {"accuracy": correct / len(examples), "correct": correct, "n": len(examples), "ci_low": lo, "ci_high": hi}
+    # The one Wilson interval of mathforge, under the key names of eval and grade (fractions).
+    ci = list(wilson_interval(correct, len(examples)))
+    result = {"accuracy": correct / len(examples), "correct": correct, "n_problems": len(examples), "ci95_wilson": ci}
     if keep_samples:
         result["samples"] = samples
     return result

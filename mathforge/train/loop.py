@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -123,12 +124,18 @@ def _make_optimizer(model: Any, optim: Any, aux: Any = None) -> Any:
 
 
 def _build_model(cfg: RunConfig, tokenizer: Any, objective: Any = None) -> Any:
+    """The model to train, its weights in `cfg.model.dtype` (fp32 by default) whatever dtype an
+    `init` folder was saved in: transformers loads a bf16 folder in bf16, and AdamW on bf16 weights
+    rounds small updates away."""
+    import torch
+
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[cfg.model.dtype]
     if hasattr(objective, "build_model"):  # e.g. a value model whose trunk is the generator's
-        return objective.build_model(cfg, tokenizer)
+        return objective.build_model(cfg, tokenizer).to(dtype)
     if cfg.model.init:
         from mathforge.models.loading import load_model
 
-        model, _ = load_model(cfg.model.init)
+        model, _ = load_model(cfg.model.init, dtype=dtype)
         return model
     from mathforge.models.presets import build_model
 
@@ -136,7 +143,23 @@ def _build_model(cfg: RunConfig, tokenizer: Any, objective: Any = None) -> Any:
     if cfg.data.seq_len > model.config.max_position_embeddings:
         raise ValueError(f"data.seq_len={cfg.data.seq_len} exceeds the model's max_position_embeddings="
                          f"{model.config.max_position_embeddings} (set model.overrides.max_position_embeddings)")
-    return model
+    return model.to(dtype)
+
+
+def check_paths(cfg: RunConfig) -> None:
+    """Every model folder the run reads exists and is one (not its training run folder), before any
+    data is read or model built; transformers would take a missing path for a Hub repo id."""
+    from mathforge.models.loading import check_model_folder
+
+    named = [("model.init", cfg.model.init)]
+    if cfg.objective.startswith("icot_kd"):
+        named += [(f"icot_kd.{k}", getattr(cfg.icot_kd, k)) for k in ("teacher", "student", "emulator")]
+    for key, path in named:
+        if path:
+            try:
+                check_model_folder(path)
+            except FileNotFoundError as exc:
+                raise FileNotFoundError(f"{key}: {exc}") from None
 
 
 def _load_tokenizer(cfg: RunConfig) -> Any:
@@ -201,6 +224,9 @@ class _Run:
 
         self.scheduler = LambdaLR(optimizer, lr_lambda(cfg.optim, self.plan.total_steps))
         self.model, self.optimizer = self.acc.prepare(model, optimizer)
+        # saved and restored by the accelerator's save_state/load_state with the model and optimizer
+        # (the scheduler is not prepared: accelerate would step it once per process)
+        self.acc.register_for_checkpointing(self.scheduler, *([self.aux_saved] if self.aux_saved is not None else []))
         self.step = 0
 
     def resume(self) -> None:
@@ -212,11 +238,13 @@ class _Run:
         state = load_checkpoint(folder, self.acc, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
                                 aux=self.aux_saved)
         if state.get("config_hash") != _config_hash(self.cfg):
-            raise ValueError(f"{folder}: checkpoint was written by a different config; use a new out_dir "
-                             "or set resume=false")
+            raise ValueError(f"{folder}: checkpoint was written by a different config; write to a new "
+                             "folder (--out) or start over (--no-resume; resume = false in a recipe)")
         self.step = int(state["step"])
         if tuple(state["data_position"]) != self.plan.position(self.step):
             raise ValueError(f"{folder}: data position {state['data_position']} does not match the plan")
+        _say(self.acc, f"resuming from {folder} (step {self.step} of {self.plan.total_steps}); "
+                       "--no-resume starts over")
 
     def micro_batches(self, step: int) -> tuple[list[dict[str, Any]], int]:
         """This process's micro-batches for `step` and the number of real tokens they hold."""
@@ -275,6 +303,9 @@ class _Run:
         return True
 
     def train_step(self) -> dict[str, Any]:
+        # from_pretrained returns eval mode (no dropout), so does an evaluation; the objective's
+        # auxiliary modules keep the mode their objective gave them (a frozen teacher stays in eval)
+        self.model.train()
         reset = self.maybe_reset_optimizer()
         batches, tokens = self.micro_batches(self.step)
         step = self.step
@@ -303,11 +334,19 @@ class _Run:
                 "tokens": tokens, **extra}
 
     def evaluate(self, final: bool = False) -> dict[str, Any]:
-        from mathforge.train.evaluation import eval_loss, exact_match
-
+        """Held-out metrics (main process only); the model is back in training mode afterwards."""
         if not self.data.eval_examples or not self.acc.is_main_process:
             return {}
         model = self.acc.unwrap_model(self.model)
+        model.eval()
+        try:
+            return self._evaluate(model, final)
+        finally:
+            model.train()
+
+    def _evaluate(self, model: Any, final: bool) -> dict[str, Any]:
+        from mathforge.train.evaluation import eval_loss, exact_match
+
         if hasattr(self.objective, "evaluate"):  # e.g. the value model's AUC and calibration
             return {f"eval_{k}" if not k.startswith("eval") else k: v
                     for k, v in self.objective.evaluate(model, self.data, self.cfg).items()}
@@ -322,12 +361,11 @@ class _Run:
             res = exact_match(model, self.tok, self.data.eval_examples[: ev.n_problems],
                               max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size,
                               extract_style=self.cfg.data.extract_style, keep_samples=final)
-            out.update(eval_accuracy=res["accuracy"], eval_ci_low=res["ci_low"], eval_ci_high=res["ci_high"],
-                       eval_n=res["n"])
+            out.update(eval_accuracy=res["accuracy"], eval_ci95_wilson=res["ci95_wilson"],
+                       eval_n_problems=res["n_problems"])
             if final:
                 _write_jsonl(self.out / "eval_samples.jsonl", res["samples"])
             self.track_best(model, res["accuracy"])
-        model.train()
         return out
 
     def track_best(self, model: Any, accuracy: float) -> None:
@@ -348,15 +386,15 @@ class _Run:
         from mathforge.train.checkpoint import save_checkpoint
 
         meta = {"data_position": list(self.plan.position(self.step)), "config_hash": _config_hash(self.cfg)}
-        save_checkpoint(self.out / "checkpoints", self.acc, step=self.step, model=self.model, optimizer=self.optimizer,
-                        scheduler=self.scheduler, meta=meta, keep=self.cfg.keep_checkpoints, aux=self.aux_saved)
+        save_checkpoint(self.out / "checkpoints", self.acc, step=self.step, meta=meta, keep=self.cfg.keep_checkpoints)
 
     def save_final(self) -> Path:
         target = self.out / "model"
         self.acc.wait_for_everyone()
+        state_dict = self.acc.get_state_dict(self.model)  # collective: gathers FSDP/ZeRO-3 shards
         if self.acc.is_main_process:
             model = self.acc.unwrap_model(self.model)
-            model.save_pretrained(target)
+            model.save_pretrained(target, state_dict=state_dict)
             self.tok.save_pretrained(target)
             (target / "mathforge_config.json").write_text(json.dumps(self.cfg.to_dict(), indent=1))
             if self.aux_saved is not None:
@@ -374,11 +412,49 @@ def _config_hash(cfg: RunConfig) -> str:
     d = cfg.to_dict()
     for key in ("out_dir", "resume", "progress", "log_every", "checkpoint_every", "keep_checkpoints", "threads"):
         d.pop(key, None)
+    for section, key, default in (("model", "dtype", "float32"), ("data", "overlong", "error")):
+        if d[section][key] == default:  # options added later: at their default, older hashes hold
+            d[section].pop(key)
     d.pop("eval", None)
     for section, objectives in (("icot_si", ("icot_si",)), ("icot_kd", ("icot_kd_student", "icot_kd_emulator", "icot_kd_coupled"))):
         if cfg.objective not in objectives:  # a method's section only counts for its own runs (older hashes hold)
             d.pop(section, None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _say(acc: Any, text: str) -> None:
+    if acc.is_main_process:
+        print(f"mathforge train: {text}", file=sys.stderr)
+
+
+def _data_stats(run: _Run) -> dict[str, Any]:
+    return {"train_rows": len(run.data.train), "held_out": len(run.data.eval),
+            "train_tokens": sum(len(r) for r in run.data.train), "overlong": run.data.overlong,
+            "seq_len": run.cfg.data.seq_len, "overlong_policy": run.cfg.data.overlong}
+
+
+def describe_run(cfg: RunConfig, run: _Run) -> str:
+    """The resolved config, one line per section, and what it amounts to (printed at the start)."""
+    d = cfg.to_dict()
+    flat = {k: v for k, v in d.items() if not isinstance(v, dict)}
+    sections = {k: v for k, v in d.items() if isinstance(v, dict)}
+    keep = {"data", "model", "optim", "eval"} | {name for name in sections if cfg.objective.startswith(name)}
+    def show(table: dict) -> str:
+        return " ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in table.items())
+
+    lines = ["mathforge train: resolved config (saved as config.json in the run folder)", "  " + show(flat)]
+    lines += [f"  [{name}] " + show(sec) for name, sec in sections.items() if name in keep]
+    model = run.acc.unwrap_model(run.model)
+    n_params = sum(p.numel() for p in model.parameters())
+    stats = _data_stats(run)
+    lines.append(f"  -> {n_params:,} parameters ({next(model.parameters()).dtype}), {stats['train_rows']:,} training "
+                 f"examples ({stats['train_tokens']:,} tokens), {stats['held_out']:,} held out, "
+                 f"{run.plan.total_steps:,} steps on {run.acc.num_processes} process(es), output {cfg.out_dir}")
+    for part, c in run.data.overlong.items():
+        if c.get("truncated") or c.get("dropped"):
+            lines.append(f"  -> {part}: {c['truncated']} examples longer than data.seq_len={cfg.data.seq_len} "
+                         f"truncated, {c['dropped']} dropped (data.overlong={cfg.data.overlong!r})")
+    return "\n".join(lines)
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -394,13 +470,20 @@ def train(cfg: RunConfig) -> Path:
 
     done = Path(cfg.out_dir) / "done.json"
     if cfg.resume and done.is_file() and json.loads(done.read_text()).get("config_hash") == _config_hash(cfg):
-        return Path(cfg.out_dir) / "model"  # this exact run already finished: nothing to redo
+        print(f"mathforge train: {done} says this run already finished (step "
+              f"{json.loads(done.read_text()).get('step')}): nothing to do; --no-resume trains it again",
+              file=sys.stderr)
+        return Path(cfg.out_dir) / "model"
+    check_paths(cfg)
     run = _Run(cfg)
-    run.resume()
     main = run.acc.is_main_process
+    if main:
+        print(describe_run(cfg, run), file=sys.stderr)
+    run.resume()
     if main:
         run.out.mkdir(parents=True, exist_ok=True)
         (run.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+        (run.out / "data_stats.json").write_text(json.dumps(_data_stats(run), indent=1))
     logger = MetricsLogger(run.out, enabled=main, resume_step=run.step)
     total = run.plan.total_steps
     bar = tqdm(total=total, initial=run.step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
@@ -416,6 +499,8 @@ def train(cfg: RunConfig) -> Path:
         if cfg.eval.every and run.step % cfg.eval.every == 0 and run.step < total:
             if record := run.evaluate():
                 logger.log(run.step, record)
+                shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float))
+                bar.write(f"mathforge train: step {run.step}: {shown}", file=sys.stderr)
             run.acc.wait_for_everyone()
         if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < total:
             run.checkpoint()

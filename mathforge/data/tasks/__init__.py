@@ -43,6 +43,18 @@ def get_task(name: str) -> Callable[..., list[Example]]:
     return getattr(importlib.import_module(f"mathforge.data.tasks.{module}"), func)
 
 
+def generate_task(name: str, n: int, *, seed: int, args: dict | None = None) -> list[Example]:
+    """`n` examples of the task registered as `name`, through its module's uniform
+    `generate(n, *, seed, **args)` (the training loop's and `mathforge eval`'s one entry point)."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
+    module = importlib.import_module(f"mathforge.data.tasks.{TASKS[name].split(':')[0]}")
+    try:
+        return list(module.generate(n, seed=seed, **(args or {})))
+    except TypeError as exc:
+        raise ValueError(f"task arguments for {name!r}: {exc}") from None
+
+
 def icot_answer(target: str) -> str:
     """§f.2 `extract_answer`: `"####" + text after the first ####`, stripped, commas deleted
     (the project's one extractor, style `icot`)."""

@@ -22,6 +22,11 @@ from mathforge.infer.search.tsmc import FINAL_RULES, TSMCConfig, final_weights, 
 from mathforge.infer.stepwise import StepConfig, StepGenerator
 from mathforge.infer.types import SamplingParams
 
+# TSMC scores and resamples the groups at a boundary once all live groups are, or 8 decoding
+# steps after the first one was: fewer, larger value-model calls, and particles of a slow group do not
+# hold up the others for long. Measured best of (0, 0.5, 1) x (0, 2, 4, 8) on bench/search.py's
+# two workloads. It changes when work is done, never the result (groups do not interact).
+MIN_READY, PATIENCE = 1.0, 8
 STRATEGIES = ("sample", "bon", "wvote", "beam", "tsmc")
 NEEDS_VALUE = {"bon", "wvote", "beam", "tsmc"}
 
@@ -125,10 +130,11 @@ class Searcher:
     """Runs one strategy for a batch of problems with a generator and (for all but `sample`) a value model."""
 
     def __init__(self, model, tokenizer, cfg: SearchConfig, *, value_model=None, params: SamplingParams,
-                 answer_marker: str | None = "# Answer\n\n", reencode_values: bool = False) -> None:
+                 answer_marker: str | None = "# Answer\n\n", reencode_values: bool = False,
+                 min_ready: float = MIN_READY) -> None:
         if cfg.strategy in NEEDS_VALUE and value_model is None:
             raise ValueError(f"strategy {cfg.strategy!r} needs a value model (--value-model PATH)")
-        self.cfg, self.marker, self.reencode = cfg, answer_marker, reencode_values
+        self.cfg, self.marker, self.reencode, self.min_ready = cfg, answer_marker, reencode_values, min_ready
         value_model = value_model if cfg.strategy in NEEDS_VALUE else None  # plain sampling reads no values
         self.sg = StepGenerator(model, tokenizer, value_model=value_model, params=params, steps=cfg.steps())
 
@@ -143,6 +149,7 @@ class Searcher:
         for res in results:  # batch cost, shared out by samples
             share = len(res.samples) / total
             res.cost = {"generated_tokens": state.generated_tokens * share, "value_tokens": state.value_tokens * share,
+                        "value_s": state.value_seconds * share,
                         "wall_s": wall * share, **res.cost}
         return results
 
@@ -182,7 +189,7 @@ class Searcher:
 
     def _tsmc(self, state, n_problems: int, keys) -> list[SearchResult]:
         cfg = self.cfg.tsmc()
-        backend = _Backend(self.sg, state, self.reencode)
+        backend = _Backend(self.sg, state, self.reencode, self.min_ready)
         groups = run_tsmc(backend, n_problems, cfg, keys)
         out = []
         for p in range(n_problems):
@@ -254,15 +261,21 @@ class Searcher:
 class _Backend:
     """The TSMC backend protocol over a `StepGenerator` state."""
 
-    def __init__(self, sg: StepGenerator, state, reencode: bool) -> None:
-        self.sg, self.state, self.reencode = sg, state, reencode
+    def __init__(self, sg: StepGenerator, state, reencode: bool, min_ready: float) -> None:
+        self.sg, self.state, self.reencode, self.min_ready = sg, state, reencode, min_ready
 
     @property
     def rows(self):
         return self.state.rows
 
-    def extend(self, allow):
-        return self.sg.extend(self.state, allow_boundary=allow)
+    def begin(self, rows):
+        self.sg.begin(self.state, rows)
+
+    def extend(self, allow, groups):
+        return self.sg.extend(self.state, allow_boundary=allow, groups=groups, min_ready=self.min_ready, patience=PATIENCE)
+
+    def moved(self, row) -> bool:
+        return self.state.rows[row].new_tokens > 0
 
     def score(self, rows):
         return self.sg.score(self.state, rows, reencode=self.reencode)

@@ -6,14 +6,16 @@ runs to its next step boundary (or EOS, or its budget); the value model scores i
 log-weight is `log w = β·log V_t − β·log V_{t−1}` (truncated particles get log V = −1e6, particles
 finished in an earlier round weight exactly 1); then each group is resampled (ordered stratified by
 default) unless all its particles are finished. After `stop_steps` rounds boundaries stop firing, so
-particles run to the end and are weighted once more without resampling. Rounds are synchronised
-across the whole batch, which has the same distribution as per-group rounds since groups do not
-interact [library]; round counters are per group.
+particles run to the end and are weighted once more without resampling. Rounds are per group
+[library]: a group is scored and resampled as soon as its own particles are all at a boundary, while
+the other groups keep decoding (the paper's batch-synchronous rounds have the same distribution,
+since groups do not interact, but make every group wait for the slowest particle of the batch).
 
 Option [library]: `ess_threshold κ < 1` resamples a group only when its effective sample size falls
 below κ·M, keeping a running log-weight per particle that is reset after each resampling.
 
-The algorithm is written against a small backend protocol (`rows`, `extend`, `score`, `select`),
+The algorithm is written against a small backend protocol (`rows`, `begin`, `extend`, `moved`,
+`score`, `select`),
 implemented for HF models by `StepBackend` over `StepGenerator`; tests drive it with toy backends.
 Token sampling and resampling draw from separate streams (§e.11 pitfall 7).
 """
@@ -104,19 +106,23 @@ def run_tsmc(backend: Any, n_problems: int, cfg: TSMCConfig, problem_keys: list[
     stopped = [False] * len(groups)
     gens = [torch.Generator().manual_seed(row_seed(cfg.seed, ("resample", keys[gi // n_groups]), gi % n_groups))
             for gi in range(len(groups))]
+    backend.begin(list(range(len(rows))))
     while not all(stopped):
+        live = [gi for gi in range(len(groups)) if not stopped[gi]]
         allow = [False] * len(rows)
-        for gi, members in enumerate(groups):
-            for r in members:
-                allow[r] = not stopped[gi] and rounds[gi] < cfg.stop_steps
-        moved = set(backend.extend(allow))
-        live = [r for r in sorted(moved) if backend.rows[r].finish != "length"]
-        h = backend.score(live) if live else torch.zeros(0)
-        log_v_new = dict(zip(live, (cfg.beta * torch.nn.functional.logsigmoid(h.float())).tolist(), strict=True))
+        for gi in live:
+            for r in groups[gi]:
+                allow[r] = rounds[gi] < cfg.stop_steps
+        # Groups do not interact, so each runs its own rounds: a call returns when some groups
+        # have all their particles at a boundary (or finished); the others keep decoding.
+        ready = [live[k] for k in backend.extend(allow, [groups[gi] for gi in live])]
+        moved = {r for gi in ready for r in groups[gi] if backend.moved(r)}
+        scored = [r for r in sorted(moved) if backend.rows[r].finish != "length"]
+        h = backend.score(scored) if scored else torch.zeros(0)
+        log_v_new = dict(zip(scored, (cfg.beta * torch.nn.functional.logsigmoid(h.float())).tolist(), strict=True))
         indices, new_keys = list(range(len(rows))), [r.key for r in backend.rows]
-        for gi, members in enumerate(groups):
-            if stopped[gi]:
-                continue
+        for gi in ready:
+            members = groups[gi]
             rounds[gi] += 1
             if not any(r in moved for r in members):
                 stopped[gi] = True
@@ -152,6 +158,7 @@ def run_tsmc(backend: Any, n_problems: int, cfg: TSMCConfig, problem_keys: list[
                 state[r] = c
         if indices != list(range(len(rows))):
             backend.select(indices, new_keys)  # each slot keeps its own random stream
+        backend.begin([r for gi in ready if not stopped[gi] for r in groups[gi]])
     out = []
     for gi, members in enumerate(groups):
         lw = torch.tensor([state[r].log_w for r in members], dtype=torch.float64)  # weights since the last resampling

@@ -225,7 +225,7 @@ def removal_curve(metrics_file: Path) -> list[dict[str, float]]:
         before = [s for s in stages if s <= step]
         if before:
             out.append({"step": step, "removed": stages[max(before)], "accuracy": rec["eval_accuracy"],
-                        "ci_low": rec.get("eval_ci_low"), "ci_high": rec.get("eval_ci_high")})
+                        "ci95_wilson": rec.get("eval_ci95_wilson")})
     return out
 
 

@@ -1,0 +1,89 @@
+"""Seed-averaged comparisons (`mathforge seeds`): the paired statistics against a hand computation,
+the t quantiles, and a tiny two-arm run end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mathforge.seeds import paired, summarize, t975
+
+
+def test_paired_comparison_matches_a_hand_computation():
+    p = paired([0.30, 0.25, 0.40], [0.35, 0.20, 0.50])
+    # differences 0.05, -0.05, 0.10: mean 1/30; squared deviations 1/3600 + 25/3600 + 16/3600 = 42/3600
+    assert p["differences"] == pytest.approx([0.05, -0.05, 0.10])
+    assert p["mean_diff"] == pytest.approx(1 / 30)
+    sd = (42 / 3600 / 2) ** 0.5  # 0.0763763
+    assert p["std_diff"] == pytest.approx(sd)
+    half = 4.303 * sd / 3**0.5  # t_{0.975, 2} = 4.303
+    assert p["ci95_t"] == pytest.approx([1 / 30 - half, 1 / 30 + half])
+    # sign flips of (.05, -.05, .10): sums .2 0 .1 -.1 .1 -.1 0 -.2; |sum| >= |.1| in 6 of 8
+    assert p["sign_flip_p"] == pytest.approx(6 / 8)
+    assert p["variant_wins"] == 2 and p["ties"] == 0
+    one = paired([0.5], [0.6])
+    assert one["ci95_t"] is None and one["sign_flip_p"] == 1.0
+    with pytest.raises(ValueError, match="same non-zero number"):
+        paired([0.1, 0.2], [0.3])
+
+
+def test_t_quantiles_and_summary():
+    assert t975(1) == 12.706 and t975(30) == 2.042
+    for df, exact in ((40, 2.0211), (60, 2.0003), (120, 1.9799)):
+        assert t975(df) == pytest.approx(exact, abs=0.002)
+    s = summarize([0.2, 0.4, 0.3])
+    assert s["mean"] == pytest.approx(0.3) and s["std"] == pytest.approx(0.1) and s["n_seeds"] == 3
+    with pytest.raises(ValueError):
+        t975(0)
+
+
+def test_seeds_command_runs_both_arms_on_the_same_seeds(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from tiny_lm import TINY_TRAIN_OVERRIDES
+
+    from mathforge.cli import main
+
+    rows = [("7+5=", "7 + 5 = 12 #### 12"), ("3*4=", "3 * 4 = 12 #### 12"), ("9-2=", "9 - 2 = 7 #### 7")]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"question": q, "response": r}) + "\n" for q, r in rows))
+    held = tmp_path / "e.jsonl"
+    held.write_text("".join(json.dumps({"question": q, "response": r}) + "\n"
+                            for q, r in [("2+2=", "2 + 2 = 4 #### 4"), ("8-3=", "8 - 3 = 5 #### 5")]))
+    tiny = ", ".join(f"{k} = {json.dumps(v)}" for k, v in TINY_TRAIN_OVERRIDES.items())
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f"""out_dir = "unused"
+objective = "sft"
+threads = 1
+progress = false
+checkpoint_every = 100
+[data]
+task = "file"
+train_file = "{data}"
+eval_file = "{held}"
+seq_len = 64
+prompt_template = "{{question}}"
+[model]
+preset = "nano"
+overrides = {{ {tiny} }}
+[optim]
+micro_batch_size = 1
+max_steps = 6
+lr = 1e-2
+[eval]
+n_problems = 2
+max_new_tokens = 12
+""")
+    out = tmp_path / "cmp"
+    assert main(["seeds", str(recipe), "--seeds", "0,1", "--compare", "objective=mft", "--out", str(out)]) == 0
+    res = json.loads((out / "seeds.json").read_text())
+    assert set(res["runs"]) == {"base", "variant"} and set(res["runs"]["base"]) == {"0", "1"}
+    for arm in ("base", "variant"):
+        for s in (0, 1):
+            cfg = json.loads((out / arm / f"seed-{s}" / "config.json").read_text())
+            assert cfg["seed"] == s and cfg["objective"] == ("mft" if arm == "variant" else "sft")
+    accs = {arm: [res["runs"][arm][s]["accuracy"] for s in ("0", "1")] for arm in ("base", "variant")}
+    assert res["paired"]["differences"] == pytest.approx([v - b for b, v in zip(accs["base"], accs["variant"], strict=True)])
+    assert "Paired (variant − base)" in (out / "seeds.md").read_text()
+    assert main(["seeds", str(recipe), "--seeds", "1,1", "--out", str(out)]) == 2
+    assert "distinct seeds" in capsys.readouterr().err
