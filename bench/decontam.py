@@ -1,4 +1,4 @@
-"""Decontamination (S8, methods.md §d.10): records per second of `mathforge.synth.decontam` against
+"""Decontamination (S8, docs/methods/synthesis.md §d.10): records per second of `mathforge.synth.decontam` against
 every shipped benchmark, and its recall and precision on a planted corpus, in one process.
 
 The corpus: `--negatives` GSM8K *train* questions (not references; any flag on them counts as a false

@@ -1,4 +1,4 @@
-"""Deduplication throughput (S7, methods.md §d.9): exact and MinHash-LSH near-duplicate removal of
+"""Deduplication throughput (S7, docs/methods/synthesis.md §d.9): exact and MinHash-LSH near-duplicate removal of
 `mathforge.synth.dedup` on 100k problem records, against the plain pairwise pass (exact Jaccard of
 word 5-gram sets against every earlier kept record) on a subset, side by side in one process.
 

@@ -63,7 +63,7 @@ def _number_rewrites(g: str, rng: random.Random) -> tuple[list[str], list[str]]:
     if abs(n) >= 1000:
         good.append(f"{n:,}")
     # Wrong answers stay clear of the harness's tolerances: more than 1e-4 relative away, and
-    # never a factor of 100 away (the percent variants of §g.5 rule 2 would accept those).
+    # never a factor of 100 away (the percent variants of docs/methods/evaluation.md §g.5 rule 2 would accept those).
     rev = str(n)[::-1]
     bad = [str(n + rng.choice([1, -1, 2]) * max(1, abs(n) // 1000)), str(-n) if n else "1",
            str(n * 2 + 1), rev if n > 9 and rev != str(n) and not str(n).endswith("0") else str(n + 3),

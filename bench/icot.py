@@ -1,6 +1,6 @@
 """Implicit against explicit chain of thought: speed and accuracy, side by side in one process.
 
-The implicit model (ICoT-SI / running-sum probe, methods.md §f) answers `a * b||` with `#### c`
+The implicit model (ICoT-SI / running-sum probe, docs/methods/icot.md §f) answers `a * b||` with `#### c`
 directly; the explicit-CoT model writes the §f.3 chain of thought first. Both decode greedily (HF
 `generate`, stopping at EOS) on the same shipped test problems, at batch 1 and batch 64, after
 one warm-up call each. Throughput is examples per second over the generation calls only (loading,

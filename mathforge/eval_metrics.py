@@ -1,4 +1,4 @@
-"""Metrics of an evaluation run (methods.md §g.7) from its stored records: per benchmark, accuracy
+"""Metrics of an evaluation run (docs/methods/evaluation.md §g.7) from its stored records: per benchmark, accuracy
 of the first sample with its Wilson 95% CI, mean sample accuracy, maj@k over grader-equivalence
 clusters and unbiased pass@k, flags, breakdowns, verdicts and throughput, as fractions under the
 key names `mathforge grade` uses (both go through `mathforge.grading.metrics.summarize_matrix`).

@@ -1,6 +1,6 @@
 """The evaluation harness: model + benchmark(s) + prompt style + decoding -> outputs.jsonl, metrics.json.
 
-Implements the pipeline of methods.md §g.1 (math-evaluation-harness lineage): load the problems (a
+Implements the pipeline of docs/methods/evaluation.md §g.1 (math-evaluation-harness lineage): load the problems (a
 shipped benchmark, a user file with a field mapping, or a task generator: `mathforge.data.sources`),
 build the question (§g.6), wrap it in a prompt style (§g.2; through the model's chat template when it
 has one, unless `chat=False`), generate `n` samples, run code for program/tool styles (§g.3),

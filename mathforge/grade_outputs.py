@@ -1,4 +1,4 @@
-"""`mathforge grade`: grade a JSONL file of model outputs, resumably, in parallel (methods.md §g.1, §g.7).
+"""`mathforge grade`: grade a JSONL file of model outputs, resumably, in parallel (docs/methods/evaluation.md §g.1, §g.7).
 
 Accepted shapes of OUTPUTS.jsonl (one JSON object a line; any other fields are ignored):
 

@@ -2,7 +2,7 @@
 
 The README's main job. Generates multi-step integer arithmetic with worked solutions
 (`mathforge.data.tasks.arithmetic`), trains the same tiny Llama twice from the same initial weights
-on the same data order and step budget, once with plain SFT and once with MFT (methods.md §a:
+on the same data order and step budget, once with plain SFT and once with MFT (docs/methods/mft.md §a:
 response tokens of the input replaced by `<mask>` with the linear warm-up ratio schedule), then
 greedy-decodes held-out problems and grades them with `mathforge.grading`. Writes into the out dir:
 `report.md`, `accuracy.png` (accuracy with 95% Wilson intervals), `loss_curves.png`,
@@ -111,7 +111,7 @@ def write_report(out_dir: Path, results: dict[str, dict[str, Any]], configs: dic
         f"{n_params / 1e6:.2f}M parameters, trained from the same initial weights on the same data order for "
         f"{cfg.optim.max_steps} steps of {cfg.optim.micro_batch_size * cfg.optim.grad_accum} packed rows x "
         f"{cfg.data.seq_len} tokens, seed {cfg.seed}. MFT: `{configs['mft'].mft.noise}` noise, "
-        f"p_max={configs['mft'].mft.p_max}, linear warm-up over 2/3 of the steps (methods.md §a).",
+        f"p_max={configs['mft'].mft.p_max}, linear warm-up over 2/3 of the steps (docs/methods/mft.md §a).",
         "",
         "| objective | accuracy | 95% CI | final train loss | held-out loss | train time | tokens/s |",
         "|---|---|---|---|---|---|---|",

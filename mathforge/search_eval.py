@@ -1,4 +1,4 @@
-"""Evaluation of inference-time search strategies (methods.md §e.9): a generator, optionally a value
+"""Evaluation of inference-time search strategies (docs/methods/tsmc.md §e.9): a generator, optionally a value
 model, a strategy (`sample`, `bon`, `wvote`, `beam`, `tsmc`; `mathforge.infer.search`) and N samples
 per problem -> `outputs.jsonl` (one record per problem with all its samples, their grades, values,
 TSMC weights and lineage, and the cost), `metrics.json`, `manifest.json`.

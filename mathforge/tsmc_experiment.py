@@ -1,4 +1,4 @@
-"""The TSMC experiment end to end (Feng et al. 2025; methods.md §e): generator SFT -> K graded samples
+"""The TSMC experiment end to end (Feng et al. 2025; docs/methods/tsmc.md §e): generator SFT -> K graded samples
 per training problem -> value model by CTL and by BCE -> every strategy at N in {4, 8, 16, 32} on
 held-out problems -> report (accuracy with CIs against N and against generated tokens, the value
 models' AUC, TSMC's particle genealogy of one problem).

@@ -1,4 +1,4 @@
-"""Report of the TSMC experiment (methods.md §e.9): accuracy against N and against generated tokens for
+"""Report of the TSMC experiment (docs/methods/tsmc.md §e.9): accuracy against N and against generated tokens for
 majority vote, best-of-N and weighted vote by the value model, and TSMC (with the CTL and with the BCE
 value model), the value models' AUC, TSMC diagnostics, and one problem's particle genealogy.
 
@@ -135,7 +135,7 @@ def write_report(out: Path, cfg: Any) -> Path:
     plot(result, "tokens_per_problem", "generated tokens per problem", out / "accuracy_vs_tokens.png")
     problem = genealogy(out, out / "genealogy.png")
     times = json.loads((out / "stage_times.json").read_text()) if (out / "stage_times.json").exists() else {}
-    lines = ["# TSMC experiment (methods.md §e)", "",
+    lines = ["# TSMC experiment (docs/methods/tsmc.md §e)", "",
              f"Held-out problems: {next(iter(result.values()))[0]['n_problems'] if result else 0} (`arith_steps`, seed 2); "
              f"N up to {cfg.n_max}, TSMC groups of M={cfg.m}, stop_steps={cfg.stop_steps}, temperature 0.8, "
              f"top-k 200, {cfg.trials} subset trials per budget.", "",

@@ -1,4 +1,4 @@
-"""Value-training data for TSMC (Feng et al. 2025; methods.md §e.6): K sampled solutions per training
+"""Value-training data for TSMC (Feng et al. 2025; docs/methods/tsmc.md §e.6): K sampled solutions per training
 problem from the generator, graded, kept grouped per problem with their step-end offsets.
 
 One JSON object per problem (samples must stay together: contrastive twist learning needs them):

@@ -1,4 +1,4 @@
-"""Shipped benchmark adapters round-trip their files (counts and gold rules of data.md, §g.6)."""
+"""Shipped benchmark adapters round-trip their files (counts and gold rules of docs/data.md, docs/methods/evaluation.md §g.6)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from mathforge.data import list_benchmarks, load_benchmark
 from mathforge.data.benchmarks import benchmark_file, benchmark_splits, data_root
 
-# Records per (benchmark, split), copied from data.md's overview table (not from the registry).
+# Records per (benchmark, split), copied from docs/data.md's overview table (not from the registry).
 COUNTS = {
     ("gsm8k", "test"): 1319, ("gsm8k", "train"): 7473, ("math", "test"): 5000, ("math500", "test"): 500,
     ("minerva_math", "test"): 272, ("svamp", "test"): 1000, ("asdiv", "test"): 2215, ("mawps", "test"): 2065,

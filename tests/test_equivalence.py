@@ -1,4 +1,4 @@
-"""Equivalence grading (methods.md §g.5) against the table in tests/grading_tables/equivalence.tsv.
+"""Equivalence grading (docs/methods/evaluation.md §g.5) against the table in tests/grading_tables/equivalence.tsv.
 
 Each row is (gold, prediction, verdict, options) from the benchmark gold formats and the ways
 models write answers, including wrong answers that a lax grader would accept. Also: the start-up

@@ -1,4 +1,4 @@
-"""The evaluation harness with a scripted engine: records (§g.1), metrics (§g.7), resume, code styles."""
+"""The evaluation harness with a scripted engine: records (docs/methods/evaluation.md §g.1), metrics (§g.7), resume, code styles."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Answer extraction (methods.md §g.4 H1-H2, §f.2) against tests/grading_tables/extraction.jsonl,
+"""Answer extraction (docs/methods/evaluation.md §g.4 H1-H2, docs/methods/icot.md §f.2) against tests/grading_tables/extraction.jsonl,
 plus fuzzing (never raises) and linear time on 1 MB adversarial generations."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""ICoT-KD model pieces (methods.md §f.6-§f.7): teacher states at the documented positions, and a
+"""ICoT-KD model pieces (docs/methods/icot.md §f.6-§f.7): teacher states at the documented positions, and a
 substitution that hits exactly one position per layer per example with and without a KV cache."""
 
 from __future__ import annotations

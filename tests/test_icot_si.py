@@ -1,4 +1,4 @@
-"""Stepwise internalization (methods.md §f.10) and the loop seams it runs on: spans, CoT removal at
+"""Stepwise internalization (docs/methods/icot.md §f.10) and the loop seams it runs on: spans, CoT removal at
 the scheduled count, the smoothing distribution, optimizer resets at stage changes, SI with nothing
 removed equal to SFT, named loss terms, and the running-sum probe targets."""
 

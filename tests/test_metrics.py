@@ -1,4 +1,4 @@
-"""Metrics (methods.md §g.7): each estimator against the slow, obvious computation."""
+"""Metrics (docs/methods/evaluation.md §g.7): each estimator against the slow, obvious computation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Packing without cross-sample attention (methods.md §c.8): packed == one-by-one, exactly."""
+"""Packing without cross-sample attention (docs/methods/packing.md §c.8): packed == one-by-one, exactly."""
 
 import random
 

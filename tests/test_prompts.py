@@ -1,4 +1,4 @@
-"""Prompt styles (methods.md §g.2): templates, few-shot assembly, demo correctness, stop strings, CLI."""
+"""Prompt styles (docs/methods/evaluation.md §g.2): templates, few-shot assembly, demo correctness, stop strings, CLI."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of the code sandbox (methods.md §g.3; promises listed in docs/sandbox.md).
+"""Tests of the code sandbox (docs/methods/evaluation.md §g.3; promises listed in docs/sandbox.md).
 
 One test per promise. Each hostile program must come back as a failed ExecResult while this
 process carries on. Where a promise rests on several layers, the test runs once per layer set:

@@ -1,4 +1,4 @@
-"""The step layout of methods.md §e.3: converters for GSM8K and MATH solutions, the synthetic task, checks."""
+"""The step layout of docs/methods/tsmc.md §e.3: converters for GSM8K and MATH solutions, the synthetic task, checks."""
 
 from __future__ import annotations
 

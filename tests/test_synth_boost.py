@@ -1,4 +1,4 @@
-"""S3c boosting (methods.md §d.5): projected LoRA-gradient features and prompt values."""
+"""S3c boosting (docs/methods/synthesis.md §d.5): projected LoRA-gradient features and prompt values."""
 
 from __future__ import annotations
 

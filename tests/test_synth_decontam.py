@@ -1,4 +1,4 @@
-"""S8 decontamination (methods.md §d.10)."""
+"""S8 decontamination (docs/methods/synthesis.md §d.10)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""S7 deduplication (methods.md §d.9): exact after normalisation, MinHash LSH against the pairwise pass."""
+"""S7 deduplication (docs/methods/synthesis.md §d.9): exact after normalisation, MinHash LSH against the pairwise pass."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""S4 bulk generation (methods.md §d.6): chunks, resume after a kill, shards and merge."""
+"""S4 bulk generation (docs/methods/synthesis.md §d.6): chunks, resume after a kill, shards and merge."""
 
 from __future__ import annotations
 

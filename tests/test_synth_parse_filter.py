@@ -1,4 +1,4 @@
-"""S5 parsing and S6 filters (methods.md §d.7, §d.8)."""
+"""S5 parsing and S6 filters (docs/methods/synthesis.md §d.7, §d.8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""S1 snippets and S2 prompts (methods.md §d.3, §d.4)."""
+"""S1 snippets and S2 prompts (docs/methods/synthesis.md §d.3, §d.4)."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ def test_teacher_over_http_then_synthesizer_on_the_loop_then_generation(tmp_path
     kd_counts = kd_stage(tmp_path / "kdgen.jsonl", tmp_path / "kd", init=str(folder), seq_len=256)
     assert kd_counts["generations"] == 6 and kd_counts["kept"] >= 1
     kd = load_records(tmp_path / "kd" / "kd.jsonl")
-    assert kd[0]["question"].endswith("## New Problem\n")  # the raw prompt, no chat wrapper (§d.5)
+    assert kd[0]["question"].endswith("## New Problem\n")  # the raw prompt, no chat wrapper (docs/methods/synthesis.md §d.5)
     recipe = tomllib.loads((tmp_path / "kd" / "synthesizer.toml").read_text())
     assert recipe["optim"]["lr"] == 1e-5 and recipe["optim"]["weight_decay"] == 0.1 and recipe["optim"]["epochs"] == 5
     assert recipe["optim"]["warmup_ratio"] == 0.0 and recipe["model"]["init"] == str(folder)

@@ -126,7 +126,7 @@ def test_gsm8k_icot_files_and_the_cot_rules():
     train = gsm8k_icot("train")
     sol = {q: s for _, q, s in read_train_jsonl()}
     same = sum(e.response.split(" ####")[0] == natural_cot(sol[e.prompt[:-2]]) for e in train)
-    assert len(train) == 6973 and same >= 6965  # data.md: 8 lines differ in whitespace runs only
+    assert len(train) == 6973 and same >= 6965  # docs/data.md: 8 lines differ in whitespace runs only
     assert gsm8k_icot("train", cot="none", limit=1)[0].response.startswith("#### ")
 
 

@@ -84,7 +84,7 @@ def test_difficulty_objective_runs_in_the_loop(tmp_path, mode):
     train(cfg)
     rows = [json.loads(x) for x in (tmp_path / mode / "metrics.jsonl").read_text().splitlines()]
     # levels 1,2,3,1 -> upsampling gives 7 rows = 3 steps of 2 in one epoch; weighting keeps 4 rows
-    # (2 steps) for max(1, round(7 / 4)) = 2 epochs (the visits rule of methods.md §b.4) = 4 steps
+    # (2 steps) for max(1, round(7 / 4)) = 2 epochs (the visits rule of docs/methods/sdat.md §b.4) = 4 steps
     assert rows[-1]["step"] == (3 if mode == "upsample" else 4)
 
 

@@ -1,4 +1,4 @@
-"""Masked Thought (methods.md §a) and difficulty-adaptive SFT (§b) against hand-computed values."""
+"""Masked Thought (docs/methods/mft.md §a) and difficulty-adaptive SFT (docs/methods/sdat.md §b) against hand-computed values."""
 
 from __future__ import annotations
 

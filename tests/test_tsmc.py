@@ -1,4 +1,4 @@
-"""TSMC (methods.md §e.8): the resampler's offspring counts, the SMC evidence estimate on a toy
+"""TSMC (docs/methods/tsmc.md §e.8): the resampler's offspring counts, the SMC evidence estimate on a toy
 generator whose probability of a correct answer is known exactly, and TSMC with a constant value
 model against plain sampling."""
 

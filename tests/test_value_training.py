@@ -1,4 +1,4 @@
-"""Value objectives (methods.md §e.7) on the one loop: the two-pass CTL surrogate has the gradient of
+"""Value objectives (docs/methods/tsmc.md §e.7) on the one loop: the two-pass CTL surrogate has the gradient of
 the closed-form CTL loss for any micro-batching; BCE masks; value data is checked for grouping;
 a tiny end-to-end run writes a value model that reloads."""
 

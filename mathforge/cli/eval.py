@@ -1,8 +1,8 @@
 """`mathforge eval`: run a model on benchmarks with a prompt style and write outputs, metrics, manifest.
 
 Benchmarks are shipped names, your own JSONL/JSON files (with --question-field/--answer-field) or
-`task:NAME` generators. A thin wrapper over `mathforge.evaluate.evaluate` (methods.md §g); with `--strategy` (sample, bon,
-wvote, beam, tsmc) over `mathforge.search_eval.evaluate_search` (methods.md §e.9), on a benchmark or a
+`task:NAME` generators. A thin wrapper over `mathforge.evaluate.evaluate` (docs/methods/evaluation.md §g); with `--strategy` (sample, bon,
+wvote, beam, tsmc) over `mathforge.search_eval.evaluate_search` (docs/methods/tsmc.md §e.9), on a benchmark or a
 step-formatted `--task`. Re-running the same command on the same `--out` folder resumes a killed run.
 """
 
@@ -61,7 +61,7 @@ def add_parser(subparsers) -> None:
                    help="run folder (default: runs/eval/<model>-<benchmarks>-<style>-<shots>shot-<decoding>"
                         "[-limitN]-<hash of every setting that changes a result>, one folder per evaluation)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
-    s = p.add_argument_group("inference-time search (methods.md §e; step-formatted prompts)")
+    s = p.add_argument_group("inference-time search (docs/methods/tsmc.md §e; step-formatted prompts)")
     s.add_argument("--strategy", default=None, help="sample | bon | wvote | beam | tsmc")
     s.add_argument("--value-model", default=None, help="value-model folder (bon, wvote, beam, tsmc)")
     s.add_argument("--task", default=None, help="a step-formatted task instead of a benchmark, e.g. arith_steps")

@@ -1,4 +1,4 @@
-"""`mathforge synth STAGE ...`: the JiuZhang3.0-style synthesis pipeline (methods.md §d), one
+"""`mathforge synth STAGE ...`: the JiuZhang3.0-style synthesis pipeline (docs/methods/synthesis.md §d), one
 subcommand per stage over `mathforge.synth.stages`; each writes its output and a manifest.json."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`mathforge value-data --model GEN --out FILE`: K graded samples per training problem for the value
-model of TSMC (methods.md §e.6), grouped per problem. Thin wrapper over
+model of TSMC (docs/methods/tsmc.md §e.6), grouped per problem. Thin wrapper over
 `mathforge.value_data.make_value_data`; re-running the same command resumes."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Per-dataset adapters: one shipped record -> one `Problem` (methods.md §g.6, data.md §2-3).
+"""Per-dataset adapters: one shipped record -> one `Problem` (docs/methods/evaluation.md §g.6, docs/data.md §2-3).
 
 Each adapter builds the question text exactly as §g.6 specifies (the math-evaluation-harness
 lineage: JiuZhang3.0 / Qwen2.5-Math evaluation copies), derives the gold answer with the dataset's
@@ -235,7 +235,7 @@ def carp_en(rec: dict, idx: int) -> Problem:
 
 
 def aime24(rec: dict, idx: int) -> Problem:
-    # The solutions hold 0-9 boxes from several write-ups: never a gold source (data.md).
+    # The solutions hold 0-9 boxes from several write-ups: never a gold source (docs/data.md).
     return Problem(id=str(idx), question=field(rec, "problem"), answer=str(field(rec, "answer")).strip(),
                    meta={"source_id": rec.get("id"), "url": rec.get("url")})
 
@@ -327,7 +327,7 @@ def olympiadbench(rec: dict, idx: int) -> Problem:
 
 # ---------------------------------------------------------------------------- `q||cot #### a` lines
 def icot_line(line: str, idx: int) -> Problem:
-    """One implicit-CoT line `question||cot #### answer` (Deng et al. 2023; data.md §3) -> gold
+    """One implicit-CoT line `question||cot #### answer` (Deng et al. 2023; docs/data.md §3) -> gold
     `#### answer`, exactly what `extract_answer(style="icot")` returns for a correct generation."""
     if "||" not in line:
         raise RecordError("line lacks the '||' question/chain separator")
@@ -339,7 +339,7 @@ def icot_line(line: str, idx: int) -> Problem:
     cot, after = rest.rsplit("####", 1)
     if not after.strip():
         raise RecordError("empty answer after '####'")
-    # The ICoT convention (§f.2, data.md §3): gold and prediction are both `#### <answer>` with commas
+    # The ICoT convention (docs/methods/icot.md §f.2, docs/data.md §3): gold and prediction are both `#### <answer>` with commas
     # removed, compared as exact strings; the grading extractor makes the gold from the line itself.
     answer = extract_answer("####" + after, style="icot")
     return Problem(id=str(idx), question=question.strip(), answer=answer, solution=cot.strip(),

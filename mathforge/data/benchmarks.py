@@ -1,4 +1,4 @@
-"""Shipped benchmarks: `load_benchmark(name, split)` -> `list[Problem]` (methods.md §g.6, data.md).
+"""Shipped benchmarks: `load_benchmark(name, split)` -> `list[Problem]` (docs/methods/evaluation.md §g.6, docs/data.md).
 
 Every benchmark bundled under `data/` is one registry entry: a file per split and an adapter
 (`mathforge.data.adapters`) that builds the question text and the gold answer the way the
@@ -32,7 +32,7 @@ class Benchmark:
     files: dict[str, str]
     adapter: Callable[..., Problem]
     kind: str = "jsonl"  # "jsonl" (one JSON object a line) or "lines" (`q||cot #### a` text)
-    count: dict[str, int] | None = None  # records per split, as data.md states them
+    count: dict[str, int] | None = None  # records per split, as docs/data.md states them
     gold_field: str | None = None  # the raw gold field, kept as meta["gold_raw"] (§g.1)
 
 

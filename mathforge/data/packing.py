@@ -1,4 +1,4 @@
-"""Sequence packing without cross-sample attention (methods.md §c).
+"""Sequence packing without cross-sample attention (docs/methods/packing.md §c).
 
 Several rendered examples share one fixed-length row; every example stays isolated:
 
@@ -35,7 +35,7 @@ def pack(lengths: Sequence[int], seq_len: int, *, strategy: str = "best_fit_decr
     """Group example indices into rows whose lengths sum to at most `seq_len`.
 
     Raises ValueError naming the first example longer than `seq_len` (truncate or drop those
-    when rendering, methods.md §c.2).
+    when rendering, docs/methods/packing.md §c.2).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"pack: strategy must be one of {STRATEGIES}, got {strategy!r}")

@@ -1,6 +1,6 @@
 """Prompt styles as data: zero-/few-shot chain-of-thought, direct, chat-boxed, program-of-thought, tool use.
 
-Implements methods.md §g.2: the CoT templates of the math-evaluation-harness lineage (`cot`, `direct`,
+Implements docs/methods/evaluation.md §g.2: the CoT templates of the math-evaluation-harness lineage (`cot`, `direct`,
 `jiuzhang`, `deepseek_math`, `prm800k`, `alpaca`, `alpaca_step`, `icot`), program-of-thought (`pal` of
 Gao et al. 2023 "PAL: Program-aided Language Models": `solution()` returns the answer; `pot` of Chen et
 al. 2023 "Program of Thoughts Prompting": the program prints it; `pot_alpaca` of MAmmoTH/SDAT) and
@@ -20,7 +20,7 @@ ALPACA_HEADER = (
     "Below is an instruction that describes a task. Write a response that appropriately completes the "
     "request.\n\n### Instruction:\n{q}\n\n### Response:"
 )
-# §b.6: the MAmmoTH/SDAT stop list.
+# docs/methods/sdat.md §b.6: the MAmmoTH/SDAT stop list.
 ALPACA_STOP = ("Question:", "Question", "USER:", "USER", "ASSISTANT:", "ASSISTANT", "Instruction:",
                "Instruction", "Response:", "Response", "### Instruction")
 

@@ -1,6 +1,6 @@
 """Rendering: an `Example` becomes `(input_ids, labels, weights)` for causal-LM training.
 
-Layout (methods.md §0 and §a.5, tokenisation boundary [library]):
+Layout (docs/methods/README.md §0 and docs/methods/mft.md §a.5, tokenisation boundary [library]):
 
     input_ids = [bos] + ids(prompt) + ids(response) + [eos]
     labels    = [-100] * (1 + len(ids(prompt))) + ids(response) + [eos]
@@ -14,7 +14,7 @@ for tokenizers that have none. `show_rendered` prints a rendered example with it
 marked `[[...]]`, so anyone can see what the model is trained on.
 
 Spans: every Rendered carries `spans`, token ranges `[start, end)` of `prompt` (BOS included),
-`cot` and `answer`. A response in the implicit-CoT layout `cot #### answer` (methods.md §f.2)
+`cot` and `answer`. A response in the implicit-CoT layout `cot #### answer` (docs/methods/icot.md §f.2)
 splits at its `####`: `cot` holds the tokens that end at or before the stripped CoT text (empty
 when the CoT is), `answer` the rest (`####`, answer, EOS). Without `####` the whole response is
 `cot` except the final EOS, which alone is `answer`. Token boundaries come from the tokenizer's
@@ -108,7 +108,7 @@ def render(example: Example, tokenizer, *, max_len: int | None = None, overlong:
 
     A sequence longer than `max_len` raises ValueError naming the example (`index` and/or
     `meta["id"]`) and its length; `overlong="truncate"` instead cuts it on the right (the
-    original GSM8K SFT behaviour, methods.md §a.5), keeping labels aligned.
+    original GSM8K SFT behaviour, docs/methods/mft.md §a.5), keeping labels aligned.
     """
     if overlong not in ("error", "truncate"):
         raise ValueError(f"render: overlong must be 'error' or 'truncate', got {overlong!r}")
@@ -138,7 +138,7 @@ def render(example: Example, tokenizer, *, max_len: int | None = None, overlong:
 
 def render_all(examples: Sequence[Example], tokenizer, *, max_len: int | None = None,
                overlong: str = "error") -> list[Rendered]:
-    """Render many examples; `overlong="drop"` skips those longer than `max_len` (methods.md §c.2)."""
+    """Render many examples; `overlong="drop"` skips those longer than `max_len` (docs/methods/packing.md §c.2)."""
     if overlong not in OVERLONG:
         raise ValueError(f"render_all: overlong must be one of {OVERLONG}, got {overlong!r}")
     out = []

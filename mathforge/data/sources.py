@@ -10,7 +10,7 @@ A source is one of
   arguments evaluates exactly its held-out problems (500 are drawn when no limit is given). The
   question is the example's prompt as the model was trained on it (use `--style raw`).
 
-Few-shot exemplars (`shots_from`): by default the prompt style's own demos (the §g.2 families);
+Few-shot exemplars (`shots_from`): by default the prompt style's own demos (the docs/methods/evaluation.md §g.2 families);
 `train` takes problems of the benchmark's train split (by index: `shot_ids`, default the first
 `shots`), and a file path takes them from a file the user brings (fields `question`, `solution`,
 `answer`), so a

@@ -1,4 +1,4 @@
-"""The step-by-step solution layout of TSMC (Feng et al. 2025) and PRM800K (methods.md §e.3, §e.4):
+"""The step-by-step solution layout of TSMC (Feng et al. 2025) and PRM800K (docs/methods/tsmc.md §e.3, §e.4):
 
     # Question\\n\\n{problem}\\n\\n# Solution\\n\\n{step 1}\\n\\n{step 2}\\n\\n...\\n\\n# Answer\\n\\n{answer}<EOS>
 

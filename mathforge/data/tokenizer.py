@@ -14,7 +14,7 @@ Three kinds:
   a merge can never join two digits, so numbers are always read digit by digit.
 
 Both carry the special tokens `<pad>`, `<bos>`, `<eos>`, `<unk>`, `<mask>` (ids 0..4; `<mask>` is
-the token Masked Thought fine-tuning substitutes into the chain of thought, methods.md §a.4) and
+the token Masked Thought fine-tuning substitutes into the chain of thought, docs/methods/mft.md §a.4) and
 come back as a `transformers.PreTrainedTokenizerFast` that round-trips through
 `save_pretrained` / `AutoTokenizer.from_pretrained`.
 """

@@ -1,4 +1,4 @@
-"""Child entry point of the code sandbox (methods.md §g.3): runs ONE model-written program.
+"""Child entry point of the code sandbox (docs/methods/evaluation.md §g.3): runs ONE model-written program.
 
 Started by ``sandbox.py`` as ``python -I -S -B _sandbox_child.py CONFIG``, so it must not import
 ``mathforge`` and should import little (start-up time is per program). In order it:
@@ -338,7 +338,7 @@ def _under(path: str, root: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Modes (methods.md §g.3). Each returns the result string, or None for "the parent takes the
+# Modes (docs/methods/evaluation.md §g.3). Each returns the result string, or None for "the parent takes the
 # result from the captured stdout" (stdout is read by the parent, never buffered here).
 
 

@@ -1,4 +1,4 @@
-"""Multiple-choice letter extraction: the `choice` style of `extract_answer` (methods.md §g.4 H1).
+"""Multiple-choice letter extraction: the `choice` style of `extract_answer` (docs/methods/evaluation.md §g.4 H1).
 
 The math-evaluation-harness rule H1 (aqua, sat_math, mmlu_stem, mathqa), extended with the forms
 models write today. Used only for multiple-choice benchmarks: the free-form styles never turn an

@@ -520,7 +520,7 @@ SELF_TEST = (
 
 
 def self_test(timeout: float = 60.0) -> None:
-    """Check the §g.5 start-up table, and that the SymPy/LaTeX parser path itself works.
+    """Check the docs/methods/evaluation.md §g.5 start-up table, and that the SymPy/LaTeX parser path itself works.
 
     The fast layer decides most table rows, so the symbolic pairs are also sent straight to the
     worker: a broken latex2sympy runtime would otherwise go unnoticed.

@@ -1,4 +1,4 @@
-"""Answer extraction from model generations (methods.md §g.4, rules H1-H2; ICoT §f.2).
+"""Answer extraction from model generations (docs/methods/evaluation.md §g.4, rules H1-H2; ICoT docs/methods/icot.md §f.2).
 
 Styles (`extract_answer(text, style=...)`):
 

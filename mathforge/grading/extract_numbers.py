@@ -1,4 +1,4 @@
-"""Numbers in prose for answer extraction: the last-number rule (methods.md §g.4 H2-5), extended.
+"""Numbers in prose for answer extraction: the last-number rule (docs/methods/evaluation.md §g.4 H2-5), extended.
 
 Thousands separators and decimal commas are told apart by their shape (see the "Numbers in
 prose" convention in `mathforge.grading.extract`): `1,000` / `12,345` are thousands, `1,5` /

@@ -1,4 +1,4 @@
-"""Grading jobs shared by `mathforge eval` and `mathforge grade` (methods.md §g.1, §g.5, §g.7):
+"""Grading jobs shared by `mathforge eval` and `mathforge grade` (docs/methods/evaluation.md §g.1, §g.5, §g.7):
 one per-sample function, one per-problem function (samples plus answer clusters) and one pool.
 
 A job is a plain dict, picklable for spawned processes: `text` (or `texts`), `extract_style`,

@@ -1,4 +1,4 @@
-"""Metrics over the sample matrix `correct[i][j]` / `answers[i][j]` / `scores[i][j]` (methods.md §g.7).
+"""Metrics over the sample matrix `correct[i][j]` / `answers[i][j]` / `scores[i][j]` (docs/methods/evaluation.md §g.7).
 
 - accuracy with a 95 % confidence interval: Wilson score interval (Wilson 1927) or a seeded
   bootstrap over problems;

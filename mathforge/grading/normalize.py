@@ -1,4 +1,4 @@
-"""Answer normalisation: `strip_string` of the math-evaluation-harness lineage (methods.md §g.4.1).
+"""Answer normalisation: `strip_string` of the math-evaluation-harness lineage (docs/methods/evaluation.md §g.4.1).
 
 The harness (used by JiuZhang3.0, ToRA and Qwen-Math evaluations) normalises an extracted answer
 with an ordered list of 30 string rewrites before `math_equal` compares it. The order matters

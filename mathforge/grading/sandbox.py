@@ -1,4 +1,4 @@
-"""Sandbox for model-written code (methods.md §g.3; PoT/PAL and tool-integrated reasoning, §g.2).
+"""Sandbox for model-written code (docs/methods/evaluation.md §g.3; PoT/PAL and tool-integrated reasoning, §g.2).
 
 Each program runs in a fresh, isolated interpreter (``python -I -S -B``) in its own session, with
 a private work dir, a minimal environment, stdin on /dev/null, resource limits, an audit hook

@@ -1,4 +1,4 @@
-"""Linear-time structural helpers for `math_equal` (methods.md §g.5 rules 2-6).
+"""Linear-time structural helpers for `math_equal` (docs/methods/evaluation.md §g.5 rules 2-6).
 
 Plain-number parsing (integers kept exact, thousands separators, scientific notation), splitting
 at top-level commas, recognising sets / tuples / intervals / matrices / unions, multiple-choice

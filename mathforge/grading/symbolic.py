@@ -1,4 +1,4 @@
-"""Slow path of `math_equal`: `symbolic_equal(a, b)` with SymPy (methods.md §g.5 rule 8).
+"""Slow path of `math_equal`: `symbolic_equal(a, b)` with SymPy (docs/methods/evaluation.md §g.5 rule 8).
 
 Parsing follows the harness: the LaTeX-to-SymPy converter first (latex2sympy2_extended, the
 parser inside Math-Verify), then SymPy's plain-expression parser with implicit multiplication,

@@ -1,6 +1,6 @@
 """Killable helper processes for the slow symbolic layer, so every grading call is time-bounded.
 
-Design (methods.md §g.5 "Timeouts"; no `signal.alarm`, so it works in threads, asyncio servers
+Design (docs/methods/evaluation.md §g.5 "Timeouts"; no `signal.alarm`, so it works in threads, asyncio servers
 and process pools): a small pool of persistent subprocesses (`python -m
 mathforge.grading.worker`) speak one JSON line per request over pipes. The caller waits on a
 queue filled by a reader thread, with a deadline; when it passes, the worker is killed (it may be

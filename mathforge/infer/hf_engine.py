@@ -15,7 +15,7 @@ bench (`bench/generation.py`) measures:
 Greedy decoding (temperature 0) reproduces `model.generate(do_sample=False)`; sampling applies
 temperature, top-k then top-p (`sampling.py`) with one random stream per (seed, prompt, sample), so a
 sample does not depend on the batch size or on the other prompts of the call.
-Stop strings follow methods.md §g.2 (EOS always stops; the stop string is cut from the text).
+Stop strings follow docs/methods/evaluation.md §g.2 (EOS always stops; the stop string is cut from the text).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Speaks both `/v1/completions` (raw prompts) and `/v1/chat/completions` (`chat=Tr
 is one user message). Requests run on a bounded thread pool sharing one `httpx.Client`; each has a
 timeout and is retried with capped exponential back-off and jitter ("full jitter", as in the AWS
 architecture note on back-off) on HTTP 429, 5xx and connection errors. A `Retry-After` header, when
-sent, sets the wait. Stop strings are also applied on the client (methods.md §g.2) because some
+sent, sets the wait. Stop strings are also applied on the client (docs/methods/evaluation.md §g.2) because some
 servers accept only four of them.
 """
 

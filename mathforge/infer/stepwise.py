@@ -1,5 +1,5 @@
 """Step-wise generation with KV-cache reuse for a generator and a value model (TSMC, Feng et al. 2025,
-"Step-by-Step Reasoning for Math Problems via Twisted Sequential Monte Carlo"; methods.md §e.3, §e.8).
+"Step-by-Step Reasoning for Math Problems via Twisted Sequential Monte Carlo"; docs/methods/tsmc.md §e.3, §e.8).
 
 A `StepState` holds `n` rows (particles) per prompt. `extend` runs live rows to their next step
 boundary, EOS or token budget (all rows, or, given groups, until some group has no row running);

@@ -1,4 +1,4 @@
-"""Tool-integrated reasoning and program-of-thought execution (methods.md §g.2, §g.3).
+"""Tool-integrated reasoning and program-of-thought execution (docs/methods/evaluation.md §g.2, §g.3).
 
 The `tora` loop of Gou et al. 2024 ("ToRA: A Tool-Integrated Reasoning Agent for Mathematical Problem
 Solving"), as run by the math-evaluation-harness: generate until the model closes a ```python block

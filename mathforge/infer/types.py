@@ -1,7 +1,7 @@
 """Shared inference types: sampling parameters, one completion, the `Engine` protocol, stop strings.
 
 Every engine (`HFEngine`, `VLLMEngine`, `OpenAIEngine`) returns the same `Completion` record so search
-strategies and the evaluation harness never care which backend produced a sample (methods.md §g.1).
+strategies and the evaluation harness never care which backend produced a sample (docs/methods/evaluation.md §g.1).
 Stop strings follow §g.2: generation ends at EOS or at the first stop string, and the stop string
 itself is cut from the returned text.
 """

@@ -1,5 +1,5 @@
 """Implicit chain of thought via knowledge distillation (ICoT-KD; Deng et al. 2023, "Implicit Chain
-of Thought Reasoning via Knowledge Distillation"), methods.md §f.6-§f.7: the model-side pieces.
+of Thought Reasoning via Knowledge Distillation"), docs/methods/icot.md §f.6-§f.7: the model-side pieces.
 
 - `teacher_positions` / `teacher_states` (§f.6): which position of the frozen explicit-CoT teacher
   each layer is read at (dynamic diagonal by default; fixed stride; and the ablation subsets with

@@ -1,5 +1,5 @@
 """The value (twist) model of TSMC (Feng et al. 2025, "Step-by-Step Reasoning for Math Problems via
-Twisted Sequential Monte Carlo"; methods.md §e.5): a causal-LM trunk initialised from the generator
+Twisted Sequential Monte Carlo"; docs/methods/tsmc.md §e.5): a causal-LM trunk initialised from the generator
 and a scalar head per token, `V = sigmoid(h)`.
 
 The head maps the final normalised hidden state to one logit `h_k` at every position `k`. It is

@@ -1,4 +1,4 @@
-"""S3c of the JiuZhang3.0-style pipeline (Zhou et al. 2024; methods.md §d.5, [reconstructed]): boosting
+"""S3c of the JiuZhang3.0-style pipeline (Zhou et al. 2024; docs/methods/synthesis.md §d.5, [reconstructed]): boosting
 the synthesis model by the gradient-based value of prompts, in the manner of LESS (Xia et al. 2024).
 
 For a candidate prompt (with the current synthesiser's output) and for each target problem (with its

@@ -1,4 +1,4 @@
-"""S8 of the JiuZhang3.0-style pipeline (Zhou et al. 2024; methods.md §d.10, [library]; the original's
+"""S8 of the JiuZhang3.0-style pipeline (Zhou et al. 2024; docs/methods/synthesis.md §d.10, [library]; the original's
 "test-set filter" was never released): decontamination against every benchmark mathforge ships.
 
 Reference set: the question, and the gold solution where one exists, of every record of every

@@ -1,4 +1,4 @@
-"""S7 of the JiuZhang3.0-style pipeline (Zhou et al. 2024; methods.md §d.9, [library]): deduplication.
+"""S7 of the JiuZhang3.0-style pipeline (Zhou et al. 2024; docs/methods/synthesis.md §d.9, [library]): deduplication.
 
 1. Exact: the problem text is normalised (lower-case, punctuation dropped, whitespace collapsed) and
    hashed; the first occurrence is kept.

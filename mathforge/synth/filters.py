@@ -1,4 +1,4 @@
-"""S6 of the JiuZhang3.0-style pipeline (Zhou et al. 2024; methods.md §d.8, [library]): quality filters.
+"""S6 of the JiuZhang3.0-style pipeline (Zhou et al. 2024; docs/methods/synthesis.md §d.8, [library]): quality filters.
 
 Filters run in order; the first that objects removes the record, which is kept in the removed list
 with `filter` and `reason`, and every filter reports how many it removed. Each can be switched off.

@@ -1,4 +1,4 @@
-"""S4 of the JiuZhang3.0-style pipeline (Zhou et al. 2024; methods.md §d.6): bulk generation.
+"""S4 of the JiuZhang3.0-style pipeline (Zhou et al. 2024; docs/methods/synthesis.md §d.6): bulk generation.
 
 The prompts are cut into fixed chunks (work units; the original used 8,000 prompts each). Chunk `k`
 is written to `chunks/chunk-{k:06d}.jsonl` in one atomic rename once all its generations are in, so

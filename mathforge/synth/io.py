@@ -1,9 +1,9 @@
 """Plain-record files and run manifests shared by every synthesis stage (JiuZhang3.0-style pipeline,
-Zhou et al. 2024; methods.md §d).
+Zhou et al. 2024; docs/methods/synthesis.md §d).
 
 Every stage reads and writes JSONL of plain dicts. Each output folder gets a `manifest.json` beside it
 with the stage name, its resolved config, library versions, the inputs (path, size, sha256) and the
-record counts, so a number in a report can be traced back to what made it (architecture.md). Files
+record counts, so a number in a report can be traced back to what made it (docs/architecture.md). Files
 are written to a temporary name and renamed, so a killed run never leaves half a file under the real
 name.
 """
@@ -73,7 +73,7 @@ def file_info(path: str | Path) -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    """Versions of what decides a stage's output (the engine version matters, methods.md §d.14)."""
+    """Versions of what decides a stage's output (the engine version matters, docs/methods/synthesis.md §d.14)."""
     from importlib import metadata
 
     out = {"python": platform.python_version()}

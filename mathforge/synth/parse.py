@@ -1,4 +1,4 @@
-"""S5 of the JiuZhang3.0-style pipeline (Zhou et al. 2024; methods.md §d.7, [reconstructed]):
+"""S5 of the JiuZhang3.0-style pipeline (Zhou et al. 2024; docs/methods/synthesis.md §d.7, [reconstructed]):
 generations → `(problem, solution, answer, level, snippet id)` training records.
 
 CoT: the problem is the text before the first solution marker (tried in order `[Solution]:`,

@@ -1,4 +1,4 @@
-"""S2 of the JiuZhang3.0-style pipeline (Zhou et al. 2024; methods.md §d.4): snippets → prompts.
+"""S2 of the JiuZhang3.0-style pipeline (Zhou et al. 2024; docs/methods/synthesis.md §d.4): snippets → prompts.
 
 Eight levels (`grade` … `aime`) in the fixed Markdown layout of the original templates
 (`## Instruction`, `## Math Content`, `## Guidelines` with `[Problem]:` / `[Solution]:`,

@@ -1,5 +1,5 @@
 """A yields report over the output folders of one synthesis run (JiuZhang3.0-style pipeline, Zhou et
-al. 2024; methods.md §d): per stage, what came in, what went out and why records were dropped, read
+al. 2024; docs/methods/synthesis.md §d): per stage, what came in, what went out and why records were dropped, read
 from each folder's `manifest.json`, with examples of kept and rejected records.
 """
 

@@ -1,4 +1,4 @@
-"""S1 of the JiuZhang3.0-style synthesis pipeline (Zhou et al. 2024; methods.md §d.3): corpus → snippets.
+"""S1 of the JiuZhang3.0-style synthesis pipeline (Zhou et al. 2024; docs/methods/synthesis.md §d.3): corpus → snippets.
 
 Every unit of text becomes one snippet, its first 1,000 characters after trimming whitespace. How a
 document is cut into units depends on its source kind:

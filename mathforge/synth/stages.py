@@ -1,4 +1,4 @@
-"""File-level entry points of the synthesis stages (methods.md §d): read JSONL, call the stage's
+"""File-level entry points of the synthesis stages (docs/methods/synthesis.md §d): read JSONL, call the stage's
 function on plain records, write the output and a `manifest.json` beside it. The `mathforge synth`
 subcommands call these and nothing else.
 """

@@ -1,7 +1,7 @@
-"""S3 and S9 of the JiuZhang3.0-style pipeline (Zhou et al. 2024; methods.md §d.5, §d.11): the data
+"""S3 and S9 of the JiuZhang3.0-style pipeline (Zhou et al. 2024; docs/methods/synthesis.md §d.5, §d.11): the data
 and recipes that train the synthesis model and the final model on the one training loop.
 
-`mathforge.synth` may not import the trainer (architecture.md), so these functions write JSONL files
+`mathforge.synth` may not import the trainer (docs/architecture.md), so these functions write JSONL files
 and TOML recipes that `mathforge train` runs unchanged.
 
 - S3a, teacher (KD) data: the teacher answers prompts through any engine (S4's `run_generation`
@@ -15,7 +15,7 @@ and TOML recipes that `mathforge train` runs unchanged.
   second starting from the first's model; `s9_recipes` splits one WSD schedule (3% warm-up, decay
   over the last 15% to a 10% floor, LR 1e-5, one epoch, packed rows of 2,049 tokens) across them,
   with the stage lengths estimated from character counts. What differs from one run: the optimizer
-  moments restart at the second stage, and rows are packed best-fit within a stage (§c.3 option),
+  moments restart at the second stage, and rows are packed best-fit within a stage (docs/methods/packing.md §c.3 option),
   not next-fit. Loss is on outputs only in both stages (the SFT objective masks the prompt).
 """
 

@@ -130,7 +130,7 @@ class OptimConfig:
 
 @dataclass
 class MFTConfig:
-    """Masked Thought fine-tuning (methods.md §a): noise kind, peak ratio and its schedule."""
+    """Masked Thought fine-tuning (docs/methods/mft.md §a): noise kind, peak ratio and its schedule."""
 
     p_max: float = 0.2
     noise: str = "mask"
@@ -151,7 +151,7 @@ class MFTConfig:
 
 @dataclass
 class DifficultyConfig:
-    """Sample-difficulty-adaptive SFT (methods.md §b). `given`: is `Example.difficulty` an integer
+    """Sample-difficulty-adaptive SFT (docs/methods/sdat.md §b). `given`: is `Example.difficulty` an integer
     level or an error rate in [0, 1] (turned into a level with `level_formula`)? `column`: which
     of the two drives the count/weight `base + factor * d`. In `weight` mode, `epochs_rule="visits"`
     trains `max(1, round(sum c_i / N))` epochs so example visits match the upsampled run (§b.4);
@@ -182,7 +182,7 @@ class DifficultyConfig:
 
 @dataclass
 class IcotSIConfig:
-    """Stepwise internalization (Deng et al. 2024, methods.md §f.10): the first `scheduled + o`
+    """Stepwise internalization (Deng et al. 2024, docs/methods/icot.md §f.10): the first `scheduled + o`
     CoT tokens of every training example are removed, `o` drawn with P(o) = (1 - e^-l) e^(-l o)
     (l = `smoothing_lambda`; `inf` turns the smoothing off). `scheduled` is 0 for the first
     `pretrain_epochs` epochs (or `pretrain_steps` optimizer steps; set one of the two), then starts at
@@ -224,7 +224,7 @@ class IcotSIConfig:
 
 @dataclass
 class IcotKDConfig:
-    """ICoT-KD (Deng et al. 2023, methods.md §f.6-§f.9), one section for its three stages.
+    """ICoT-KD (Deng et al. 2023, docs/methods/icot.md §f.6-§f.9), one section for its three stages.
     `teacher`: HF folder of the explicit-CoT teacher (stage 1 is `sft` on the full layout);
     `subset` / `stride` choose the teacher positions of §f.6 (`stride` 0 = dynamic diagonal).
     `n_mix` / `tau`: the emulator's soft mixture (K = 1 disables it, §f.8). The coupled stage
@@ -267,7 +267,7 @@ class EvalConfig:
 
 @dataclass
 class ValueConfig:
-    """Value-model training (TSMC, methods.md §e.5-§e.7): `data_file` is a grouped value-data file
+    """Value-model training (TSMC, docs/methods/tsmc.md §e.5-§e.7): `data_file` is a grouped value-data file
     (`mathforge value-data`); `init` the head's initialisation; CTL: `short_samples` (`final`: a
     finished sample's last score stands for later steps; `exclude`) and `divide_by_steps`; BCE: `mask`
     (`every_token`, `step_ends`, `orm_last3`) and `loss` (`bce` or `mse`)."""

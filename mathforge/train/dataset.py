@@ -5,9 +5,9 @@ empty file, a record without a question or response (named by file and line), a 
 that overlaps training, an example longer than the context (an error, or cut or left out by `data.overlong`, and
 counted). Training files are JSONL with
 `question`/`prompt`/`instruction`/`query` and `response`/`output`/`target`/`solution` (the
-one-element-list shape `{"source": [q], "target": [r]}` of the MFT release is accepted, methods.md
+one-element-list shape `{"source": [q], "target": [r]}` of the MFT release is accepted, docs/methods/README.md
 §a.5), optional `answer`, `weight`, `difficulty` (or `difficulty_level` / `err_rate`) and
-`source`; or `.txt` lines `question||cot #### answer` (data.md §3).
+`source`; or `.txt` lines `question||cot #### answer` (docs/data.md §3).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Every objective (sft, mft, difficulty, ...) is a function `loss(model, batch, ct
 n_tokens, metrics)`; the loop owns the maths that is easy to get wrong, in one place:
 
 - gradient accumulation normalised by the TRUE token count of the whole accumulated global batch
-  (methods.md §0 `global_token_mean`): each micro-batch back-propagates its *summed* token loss,
+  (docs/methods/README.md §0 `global_token_mean`): each micro-batch back-propagates its *summed* token loss,
   the token counts are summed over micro-batches and all-reduced over processes, and the
   accumulated gradients are divided once by that total. 1 micro-batch of 8 and 8 of 1 give the same
   update however unequal the sample lengths;
@@ -207,7 +207,7 @@ class _Run:
         setup = getattr(self.objective, "setup", None)
         self.state = setup(self.data, self.plan, cfg) if setup else None
         model = _build_model(cfg, self.tok, self.objective)
-        self.vocab_base = len(self.tok)  # MFT random noise: the vocabulary before any added token (§a.2)
+        self.vocab_base = len(self.tok)  # MFT random noise: the vocabulary before any added token (docs/methods/mft.md §a.2)
         if hasattr(self.objective, "prepare"):
             self.objective.prepare(model, self.tok, cfg)  # e.g. the <mask> row = mean embedding
         aux_fn = getattr(self.objective, "aux_modules", None)

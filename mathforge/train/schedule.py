@@ -1,7 +1,7 @@
 """Data order and learning-rate schedules for the training loop.
 
 `BatchPlan` fixes the data order of a run as a pure function of (seed, epoch): each epoch is a
-seeded permutation of the training examples, packed into rows (best-fit, methods.md §c.3) and the
+seeded permutation of the training examples, packed into rows (best-fit, docs/methods/packing.md §c.3) and the
 rows shuffled again by a seeded generator, so batch composition varies between epochs. A step takes
 `rows_per_step` consecutive rows; the data position of step g is (epoch, row index), recomputed on
 resume instead of replaying a data loader, which is what makes a resumed run exact. A trailing
@@ -10,7 +10,7 @@ every process.
 
 LR schedules are multipliers of the peak LR: linear warm-up then cosine to `min_lr_ratio`, or
 warm-up / stable / decay (WSD, Hu et al. 2024 "MiniCPM"): flat after warm-up, then a linear decay
-to `min_lr_ratio` over the last `decay_ratio` of the steps; or the MFT release's `tail` (methods.md
+to `min_lr_ratio` over the last `decay_ratio` of the steps; or the MFT release's `tail` (docs/methods/README.md
 §a.7): cosine to `min_lr_ratio` at `decay_ratio * T` (0.6, floor 0.05 in the original), then
 linear to zero.
 """
@@ -33,7 +33,7 @@ def lr_lambda(optim: Any, total_steps: int) -> Callable[[int], float]:
             return (s + 1) / (warmup + 1)
         if optim.schedule == "constant":
             return 1.0
-        if optim.schedule == "tail":  # methods.md §a.7: cosine to a floor by D = 0.6 T, then linear to 0
+        if optim.schedule == "tail":  # docs/methods/mft.md §a.7: cosine to a floor by D = 0.6 T, then linear to 0
             end = max(warmup + 1, int(optim.decay_ratio * total))
             if s <= end:
                 return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (s - warmup) / (end - warmup)))

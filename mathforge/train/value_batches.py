@@ -1,4 +1,4 @@
-"""Grouped value-training batches for TSMC's value (twist) model (Feng et al. 2025; methods.md §e.6-§e.7).
+"""Grouped value-training batches for TSMC's value (twist) model (Feng et al. 2025; docs/methods/tsmc.md §e.6-§e.7).
 
 The unit of the batch plan is one *problem* with its K samples (`ValueGroup`), so an optimizer step
 always sees whole groups, which contrastive twist learning needs. A collated micro-batch is the

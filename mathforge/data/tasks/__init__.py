@@ -1,7 +1,7 @@
 """Training tasks that produce `list[Example]`, and the implicit-CoT line format they share.
 
 The `{input}||{cot} #### {answer}` line format and its parsing rules are those of the
-implicit-chain-of-thought projects (Deng et al. 2023, 2024; methods.md §f.2). An Example made from
+implicit-chain-of-thought projects (Deng et al. 2023, 2024; docs/methods/icot.md §f.2). An Example made from
 a line has `prompt = input + "||"` and `response = target` (the `cot #### answer` half, verbatim;
 `#### answer` when the CoT is dropped), so `prompt + response` reproduces the shipped line exactly and
 the model sees an explicit end-of-question marker. `Example.answer` is the exact-match gold of

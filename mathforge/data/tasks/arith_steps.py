@@ -1,7 +1,7 @@
 """Step-formatted multi-step arithmetic: the CPU-scale generator task for TSMC experiments [library].
 
 Expressions of `n_ops` operations (default 3-5) over operands of `digits` digits (default 2), solved
-one operation per step in the `# Question / # Solution / steps / # Answer` layout of methods.md §e.3
+one operation per step in the `# Question / # Solution / steps / # Answer` layout of docs/methods/tsmc.md §e.3
 (`mathforge.data.steps`), following the order of `arithmetic.solve_steps` (`*` first, then left to
 right):
 

@@ -11,7 +11,7 @@ precedence dictates (`*` before `+`/`-`, then left to right), ending with the gs
     answer:   "28"
 
 `Example.difficulty` is `n_ops * digits` (more steps and longer numbers are both harder), and
-`meta` keeps both knobs so difficulty-adaptive SFT (methods.md §b) can weight or upsample by
+`meta` keeps both knobs so difficulty-adaptive SFT (docs/methods/sdat.md §b) can weight or upsample by
 either.
 """
 

@@ -2,12 +2,12 @@
 
 - `gsm8k_train`: the 7,473 training problems of `data/benchmarks/gsm8k/train.jsonl`. The response
   is the reference solution with its calculator annotations `<<expr=value>>` removed, ending in
-  `#### N`; `Example.answer` is N (commas removed, data.md §2). The prompt is a named prompt style
-  of `mathforge.data.prompts` (default `alpaca`, the MFT/SDAT training prompt of methods.md §a.5,
+  `#### N`; `Example.answer` is N (commas removed, docs/data.md §2). The prompt is a named prompt style
+  of `mathforge.data.prompts` (default `alpaca`, the MFT/SDAT training prompt of docs/methods/mft.md §a.5,
   where training text = prompt + " " + response).
-- `gsm8k_icot`: the implicit-CoT files of `data/gsm8k_icot/` (Deng et al. 2023/2024; data.md §3.2)
+- `gsm8k_icot`: the implicit-CoT files of `data/gsm8k_icot/` (Deng et al. 2023/2024; docs/data.md §3.2)
   in the `question||cot #### answer` format, plus the equation-only training fallback of
-  methods.md §f.2: the `train_no_aug` questions with their CoT rebuilt from `train.jsonl` as all
+  docs/methods/icot.md §f.2: the `train_no_aug` questions with their CoT rebuilt from `train.jsonl` as all
   `<<...>>` annotations joined by single spaces.
 """
 

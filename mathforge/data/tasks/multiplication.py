@@ -1,6 +1,6 @@
 """K-by-K multiplication in the implicit-chain-of-thought format (Deng et al. 2023 "Implicit Chain
 of Thought Reasoning via Knowledge Distillation"; Deng et al. 2024 "From Explicit CoT to Implicit
-CoT: Learning to Internalize CoT Step by Step"), methods.md §f.3 and data.md §3.1.
+CoT: Learning to Internalize CoT Step by Step"), docs/methods/icot.md §f.3 and docs/data.md §3.1.
 
 Numbers are written least-significant digit first, one digit per space-separated token. For
 operands a, b (exactly d digits each) and b_j the j-th least significant digit of b:

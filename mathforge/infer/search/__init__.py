@@ -1,5 +1,5 @@
 """Inference-time search: TSMC with a learned value model and the baselines it is compared against
-(methods.md §e.8-§e.9). See `strategies.py` for the one interface."""
+(docs/methods/tsmc.md §e.8-§e.9). See `strategies.py` for the one interface."""
 
 from mathforge.infer.search.strategies import (
     STRATEGIES,

@@ -1,4 +1,4 @@
-"""Resampling schemes for sequential Monte Carlo (methods.md §e.8.2).
+"""Resampling schemes for sequential Monte Carlo (docs/methods/tsmc.md §e.8.2).
 
 The Default is the ordered stratified resampler of the TSMC release (Feng et al. 2025): sort the
 probabilities ascending, draw one uniform in each of M equal strata, invert the cumulative sum. Each

@@ -1,4 +1,4 @@
-"""Inference-time search strategies behind one interface (methods.md §e.9): plain sampling (maj@N,
+"""Inference-time search strategies behind one interface (docs/methods/tsmc.md §e.9): plain sampling (maj@N,
 pass@N), best-of-N and weighted majority vote by the value model's final score (an outcome reward
 model through V_EOS), step-level beam search with the value model as the step scorer, and TSMC
 (Feng et al. 2025; `tsmc.py`).

@@ -1,5 +1,5 @@
 """Twisted sequential Monte Carlo over reasoning steps (Feng et al. 2025, "Step-by-Step Reasoning for
-Math Problems via Twisted Sequential Monte Carlo"; methods.md §e.8).
+Math Problems via Twisted Sequential Monte Carlo"; docs/methods/tsmc.md §e.8).
 
 The N particles of a problem form N/M independent groups of M. Each round every unfinished particle
 runs to its next step boundary (or EOS, or its budget); the value model scores it and its incremental

@@ -4,7 +4,7 @@ Each objective module exposes `loss(model, batch, ctx) -> (loss_sum, n_tokens, m
 `loss_sum` is the *sum* of weighted per-token losses of the micro-batch and `n_tokens` the matching
 normaliser (sum of per-token weights over target positions). The loop adds both over all
 micro-batches and processes of one optimizer step and divides once, so the reduction is the
-global token mean of methods.md §0 whatever the micro-batch split. Objectives compose by
+global token mean of docs/methods/README.md §0 whatever the micro-batch split. Objectives compose by
 multiplying per-token terms (noise on inputs, weights on tokens), never by flags in the loop.
 
 An objective may also define `prepare(model, tokenizer, cfg) -> None` (run once on a fresh model)
@@ -15,7 +15,7 @@ define `build_model(cfg, tokenizer)`, `load_data(cfg, tokenizer) -> TrainData`, 
 pad_id) -> batch`, `prepare_step(model, micro_batches, ctx) -> metrics` (a no-gradient pass over the
 whole step before its micro-batches, e.g. CTL's importance weights) and `evaluate(model, data, cfg)`.
 
-Seams for methods that need more (implicit CoT, methods.md §f), each optional:
+Seams for methods that need more (implicit CoT, docs/methods/icot.md §f), each optional:
 
 - `setup(data, plan, cfg) -> state`: run once after the data and batch plan exist; `state` is
   handed back as `ctx.state` (e.g. steps per epoch, the longest CoT);

@@ -1,4 +1,4 @@
-"""Hooks shared by the value objectives (`value_ctl`, `value_bce`; methods.md §e.5-§e.7): the value
+"""Hooks shared by the value objectives (`value_ctl`, `value_bce`; docs/methods/tsmc.md §e.5-§e.7): the value
 model is built from the generator named by `model.init`, the data are grouped value-data records
 (`value.data_file`), a batch is the samples of whole problems, and evaluation reports the value
 model's AUC and calibration instead of generation accuracy."""

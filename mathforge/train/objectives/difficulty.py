@@ -1,4 +1,4 @@
-"""Sample-difficulty-adaptive SFT (SDAT project report, 2024; methods.md §b).
+"""Sample-difficulty-adaptive SFT (SDAT project report, 2024; docs/methods/sdat.md §b).
 
 Harder examples (by the base model's error rate, bucketed into levels 1..L) count more:
 - `upsample` (Default, [orig]): example i is repeated `int(base + factor * d_i)` times (truncated

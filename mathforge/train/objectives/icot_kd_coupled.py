@@ -1,5 +1,5 @@
 """ICoT-KD stage 3, couple and optimise (Deng et al. 2023, "Implicit Chain of Thought Reasoning via
-Knowledge Distillation"), methods.md §f.9, as an objective of the one loop, and the loader of its
+Knowledge Distillation"), docs/methods/icot.md §f.9, as an objective of the one loop, and the loader of its
 result.
 
 The model is the mind-reading student (`model.init` = the student stage's `model/`); its MLPs

@@ -1,5 +1,5 @@
 """ICoT-KD stage 2b, the thought emulator (Deng et al. 2023, "Implicit Chain of Thought Reasoning via
-Knowledge Distillation"), methods.md §f.8, as an objective of the one loop.
+Knowledge Distillation"), docs/methods/icot.md §f.8, as an objective of the one loop.
 
 The model is a fresh causal LM read up to s1; the emulator head (`mathforge.models.icot_kd.Emulator`:
 per-layer MLPs, mixture table, LSTM, key/query/out projections) is a trainable auxiliary module and

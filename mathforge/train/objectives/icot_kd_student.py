@@ -1,5 +1,5 @@
 """ICoT-KD stage 2a, the mind-reading student (Deng et al. 2023, "Implicit Chain of Thought Reasoning
-via Knowledge Distillation"), methods.md §f.7, as an objective of the one loop.
+via Knowledge Distillation"), docs/methods/icot.md §f.7, as an objective of the one loop.
 
 The frozen explicit-CoT teacher (`icot_kd.teacher`, an HF folder trained with `sft` on the full
 `q||cot #### a` layout) is an auxiliary module; so are the per-layer MLPs. Each micro-batch arrives

@@ -1,5 +1,5 @@
 """Stepwise internalization of chain of thought (ICoT-SI; Deng, Choi & Shieber 2024, "From Explicit
-CoT to Implicit CoT: Learning to Internalize CoT Step by Step"), methods.md §f.10.
+CoT to Implicit CoT: Learning to Internalize CoT Step by Step"), docs/methods/icot.md §f.10.
 
 One model is trained on `prompt || cot #### answer`; as training goes on, the first `k` CoT tokens
 of every example are deleted (tokens and labels; the `||` and `####` separators stay), so the

@@ -1,5 +1,5 @@
 """Masked Thought fine-tuning (Chen et al. 2024, "Masked Thought: Simply Masking Partial Reasoning
-Steps Can Improve Mathematical Reasoning Learning of Language Models"; methods.md §a).
+Steps Can Improve Mathematical Reasoning Learning of Language Models"; docs/methods/mft.md §a).
 
 Each time a micro-batch is used, every response token (label != -100, EOS included) of the *input*
 is replaced, independently with probability p, by noise: the `<mask>` token, a uniform random id

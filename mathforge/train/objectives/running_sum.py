@@ -10,7 +10,7 @@ digit c_k (the token before it) and regresses, scaled to about unit range,
     c_hat_k / 100,  s_k / 100,  carry_k / 10,  a_i * b_(k-i) / 100 for i = 0..K-1 (0 out of range)
 
 with s_k = sum_(i+j=k) a_i b_j, carry_0 = 0, c_hat_k = s_k + carry_k, carry_(k+1) = c_hat_k // 10
-(digits least-significant first, as the implicit-CoT format writes them, methods.md §f.3). The
+(digits least-significant first, as the implicit-CoT format writes them, docs/methods/icot.md §f.3). The
 intermediate products are this library's addition to the paper's running sum. The loss term is
 the squared error summed over features and averaged over probed positions.
 

@@ -1,9 +1,9 @@
-"""Supervised fine-tuning: completion-only causal-LM cross-entropy (methods.md §0, §c.7).
+"""Supervised fine-tuning: completion-only causal-LM cross-entropy (docs/methods/README.md §0, docs/methods/packing.md §c.7).
 
 Labels are aligned with `input_ids` (HF convention, `-100` = not a target); the logits at t-1
 predict the label at t. Per-token `weights` (per-sample weights broadcast over the response by
 rendering, 1.0 by default) multiply the token losses and form the normaliser, so a weighted batch
-reduces to `sum_i c_i sum_t l_it / sum_i c_i |resp_i|` (methods.md §b.4).
+reduces to `sum_i c_i sum_t l_it / sum_i c_i |resp_i|` (docs/methods/sdat.md §b.4).
 """
 
 from __future__ import annotations

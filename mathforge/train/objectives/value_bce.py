@@ -1,4 +1,4 @@
-"""Pointwise value regression (methods.md §e.7 option; the reward-model training of the codebase TSMC
+"""Pointwise value regression (docs/methods/tsmc.md §e.7 option; the reward-model training of the codebase TSMC
 extends): every masked position k of a sample regresses h_k onto the sample's correctness r,
 
     L_sample = Σ_k m_k · BCEWithLogits(h_k, r) / (Σ_k m_k + 1e-6)     (or MSE on sigmoid(h_k))

@@ -1,5 +1,5 @@
 """Contrastive twist learning (CTL; Zhao et al. 2024, "Probabilistic Inference in Language Models via
-Twisted Sequential Monte Carlo"), the value loss of TSMC (Feng et al. 2025; methods.md §e.7).
+Twisted Sequential Monte Carlo"), the value loss of TSMC (Feng et al. 2025; docs/methods/tsmc.md §e.7).
 
 Per problem with K samples and correct set C (|C| >= 1), ℓ_{i,t} = logsigmoid(h at the t-th step
 end of sample i) (the final score for t past its last step, or excluded with
