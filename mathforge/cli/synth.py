@@ -37,6 +37,8 @@ def add_parser(subparsers) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--temperature", type=float, default=1.0)
     s.add_argument("--max-new-tokens", type=int, default=2500)
+    s.add_argument("--top-p", type=float, default=1.0)
+    s.add_argument("--tool-max-new-tokens", type=int, default=5000, help="tool-variant prompts (5000)")
     s.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     s.add_argument("--declared-sampling", action="store_true", help="top-p 0.95 as the original declared")
     s.add_argument("--teacher", action="store_true", help="add the teacher stops of §d.5 (```output, ---)")
@@ -100,6 +102,17 @@ def add_parser(subparsers) -> None:
     s.add_argument("--near-threshold", type=float, default=0.6, help="Jaccard of the near rule (0.6; §d.10: 0.8)")
     s.add_argument("--eval-set", action="append", default=[], metavar="FILE:FIELD",
                    help="a user evaluation set to treat as a reference (repeatable)")
+    s = sub.add_parser("ablation", help="with/without comparison: training files, held-out set, two recipes")
+    s.add_argument("kept", type=Path, nargs="+", help="kept synthetic records ({input, output})")
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--benchmark", default="gsm8k", help="instruction set (its train split) and held-out (test)")
+    s.add_argument("--steps", type=int, default=250, help="optimizer steps of each arm (the shared budget)")
+    s.add_argument("--seq-len", type=int, default=512)
+    s.add_argument("--preset", default="nano")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--n-heldout", type=int, default=300)
+    s = sub.add_parser("compare", help="score the two trained arms of an ablation folder on its held-out set")
+    s.add_argument("folder", type=Path)
 
 
 def _options(pairs: list[str]) -> dict:
@@ -145,6 +158,7 @@ def _run(args: argparse.Namespace, stages) -> dict:
 
         cfg = GenerateConfig(engine=args.engine, out_dir=str(args.out), chunk_size=args.chunk_size, shard=args.shard,
                              n=args.n, seed=args.seed, temperature=args.temperature,
+                             top_p=args.top_p, tool_max_new_tokens=args.tool_max_new_tokens,
                              max_new_tokens=args.max_new_tokens, stop=args.stop + (TEACHER_STOPS if args.teacher else []),
                              use_declared_sampling=args.declared_sampling, engine_options=_options(args.option))
         return stages.generate_stage(args.prompts, cfg)
@@ -196,4 +210,15 @@ def _run(args: argparse.Namespace, stages) -> dict:
         return stages.train_data_stage(args.records, args.sft, args.out, sft_question_key=args.sft_question_key,
                                        sft_response_key=args.sft_response_key, init=args.init, preset=args.preset,
                                        seq_len=args.seq_len, seed=args.seed)
+    if args.stage == "ablation":
+        from mathforge.synth.ablation import AblationConfig
+
+        cfg = AblationConfig(steps=args.steps, seq_len=args.seq_len, preset=args.preset, seed=args.seed,
+                             n_heldout=args.n_heldout)
+        return stages.ablation_stage(args.kept, args.out, cfg, sft_benchmark=args.benchmark)
+    if args.stage == "compare":
+        from mathforge.synth.ablation import compare_arms
+
+        res = compare_arms(args.folder)
+        return {"bpb_difference_with_minus_without": res["bpb_difference_with_minus_without"]}
     raise ValueError(f"unknown stage {args.stage!r}")  # pragma: no cover

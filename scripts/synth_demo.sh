@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# JiuZhang3.0-style synthesis demonstration on CPU (issue 11 item 9; docs/synth.md "Demonstration").
+#
+# SmolLM2-135M-Instruct (the `pretrained` extra, resolved by mathforge.models.pretrained) writes new
+# problems from snippets of the GSM8K *training* split (data/benchmarks/gsm8k/train.jsonl, first
+# 600 records, source kind "stack"); no test split of any benchmark enters the corpus, and S8 checks
+# the output against all of them. Every stage runs through `mathforge synth`; then two from-scratch
+# models are trained with the same budget and seed, one on GSM8K train alone and one on GSM8K train
+# plus the kept synthetic records, and compared on held-out GSM8K test problems (docs/synth.md).
+#
+# Resumable: a stage whose output exists is skipped, and S4 resumes chunk by chunk, so rerunning
+# after a kill redoes only the unfinished chunk. One thread (OMP_NUM_THREADS=1).
+# Real wall time (2 shared CPU cores, load average 4-10 from other users): see docs/synth.md.
+#   bash scripts/synth_demo.sh [OUT_DIR]      (default runs/synth-demo)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-runs/synth-demo}
+PY=${PYTHON:-.venv/bin/python}
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=${PYTHONPATH:-$PWD}
+MODEL=smollm2-135m-instruct
+CORPUS=data/benchmarks/gsm8k/train.jsonl
+mf() { "$PY" -m mathforge "$@"; }
+step() {  # step NAME OUTPUT COMMAND...: run COMMAND unless OUTPUT exists, and log its wall time
+  local name=$1 output=$2; shift 2
+  if [[ -e $output ]]; then echo "[$name] done already ($output)"; return; fi
+  local t0=$SECONDS
+  "$@"
+  echo "[$name] $((SECONDS - t0)) s" | tee -a "$OUT/times.log"
+}
+mkdir -p "$OUT"
+echo "start $(date -u +%FT%TZ)" >> "$OUT/times.log"
+
+# S1 snippets and S2 prompts: 600 snippets, the four school levels (a 135M model is not asked for
+# college or competition problems); 16 tool-variant prompts from the first 16 snippets.
+step S1 "$OUT/s1/snippets.jsonl" mf synth snippets "$CORPUS" --source stack --limit 600 --out "$OUT/s1"
+step S1-tool "$OUT/s1-tool/snippets.jsonl" mf synth snippets "$CORPUS" --source stack --limit 16 --out "$OUT/s1-tool"
+step S2 "$OUT/s2/prompts.jsonl" mf synth prompts "$OUT/s1/snippets.jsonl" --levels grade,middle,high,amc8 --out "$OUT/s2"
+step S2-tool "$OUT/s2-tool/prompts.jsonl" mf synth prompts "$OUT/s1-tool/snippets.jsonl" --tool --out "$OUT/s2-tool"
+[[ -e $OUT/prompts.jsonl ]] || cat "$OUT/s2/prompts.jsonl" "$OUT/s2-tool/prompts.jsonl" > "$OUT/prompts.jsonl"
+
+# S4 bulk generation: raw continuation after "## New Problem" (no chat wrapper, as the synthesis
+# model is prompted in §d.6), batched 32 rows, chunks of 32 prompts (the resume unit). Sampling is
+# cooler than §d.6's temperature 1.0, which makes an untrained 135M model write word salad; the
+# stops end a generation where it starts a second template section.
+step S4 "$OUT/s4/run.done" bash -c "'$PY' -m mathforge synth generate '$OUT/prompts.jsonl' --engine $MODEL \
+  --out '$OUT/s4' --chunk-size 32 --option batch_size=32 --option chat=false --temperature 0.7 --top-p 0.95 \
+  --max-new-tokens 224 --tool-max-new-tokens 320 --stop '## Instruction' --stop '## New Problem' \
+  && touch '$OUT/s4/run.done'"

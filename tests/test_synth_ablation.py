@@ -1,0 +1,89 @@
+"""The with/without-synthetic-data comparison (mathforge/synth/ablation.py): the two arms' files and
+recipes differ only in the training file, a held-out question in training is refused, the batched
+bits-per-byte equals the token-by-token sum, and two tiny arms train and compare end to end."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import pytest
+
+from mathforge.synth.ablation import (
+    AblationConfig,
+    ablation_files,
+    compare_arms,
+    slow_solution_bits,
+    solution_bits,
+)
+
+
+def _io(q: str, a: str) -> dict:
+    return {"input": f"## Question\n{q}\n\n## Solution\n", "output": a}
+
+
+SFT = [_io(f"What is {i} plus 2?", f"{i} + 2 = {i + 2}.\n#### {i + 2}") for i in range(30)]
+SYN = [_io(f"Tom has {i} apples and buys 3. How many?", f"{i}+3={i + 3}. \\boxed{{{i + 3}}}") for i in range(20)]
+HELD = [_io(f"What is {i} plus 5?", f"{i} + 5 = {i + 5}.\n#### {i + 5}") | {"answer": str(i + 5)} for i in range(6)]
+
+
+def test_arms_differ_only_in_training_file_and_leaks_are_refused(tmp_path):
+    cfg = AblationConfig(steps=7, n_heldout=4)
+    counts = ablation_files(SYN, SFT, HELD, tmp_path, cfg)
+    assert counts == {"sft": 30, "synthetic": 20, "heldout": 4}
+    lines = {arm: (tmp_path / f"{arm}.jsonl").read_text().splitlines() for arm in ("with", "without")}
+    assert len(lines["without"]) == 30 and len(lines["with"]) == 50 and lines["with"][:30] == lines["without"]
+    recipes = {arm: tomllib.loads((tmp_path / f"{arm}.toml").read_text()) for arm in ("with", "without")}
+    for r in recipes.values():  # everything but the training file and the output folder is shared
+        r["data"].pop("train_file")
+        r.pop("out_dir")
+    assert recipes["with"] == recipes["without"] and recipes["with"]["optim"]["max_steps"] == 7
+    with pytest.raises(ValueError, match="held-out question"):
+        ablation_files([*SYN, HELD[0]], SFT, HELD, tmp_path / "leak", cfg)
+    with pytest.raises(ValueError, match="sft"):
+        ablation_files(SYN, [], HELD, tmp_path / "empty", cfg)
+    with pytest.raises(ValueError, match="steps"):
+        AblationConfig(steps=0)
+
+
+def test_batched_bits_equal_the_token_by_token_sum():
+    import torch
+
+    from mathforge.data.tokenizer import build_tokenizer
+    from mathforge.models import build_model
+
+    torch.manual_seed(0)
+    tok = build_tokenizer([r["input"] + r["output"] for r in SFT], kind="bpe", vocab_size=300)
+    model = build_model("nano", tok, seed=0, num_hidden_layers=1)
+    fast = solution_bits(model, tok, HELD[:3])
+    for (bits, n_bytes), rec in zip(fast, HELD[:3], strict=True):
+        assert n_bytes == len(rec["output"].encode())
+        assert bits == pytest.approx(slow_solution_bits(model, tok, rec), rel=1e-4)
+
+
+@pytest.mark.slow
+def test_two_tiny_arms_train_and_compare(tmp_path):
+    import torch
+
+    from mathforge.train.config import config_from_dict
+    from mathforge.train.loop import train
+    from tests.tiny_lm import TINY_TRAIN_OVERRIDES
+
+    torch.set_num_threads(1)
+    cfg = AblationConfig(steps=2, micro_batch_size=2, seq_len=64, n_heldout=4, n_accuracy=2, max_new_tokens=8,
+                         vocab_size=300)
+    ablation_files(SYN, SFT, HELD, tmp_path, cfg)
+    for arm in ("without", "with"):
+        table = tomllib.loads((tmp_path / f"{arm}.toml").read_text())
+        table["model"]["overrides"] = TINY_TRAIN_OVERRIDES
+        table |= {"progress": False, "threads": 1, "checkpoint_every": 0}
+        train(config_from_dict(table, source=f"{arm}.toml"))
+    res = compare_arms(tmp_path, n_boot=200)
+    assert set(res["arms"]) == {"without", "with"} and res["heldout"] == 4
+    for arm in res["arms"].values():
+        assert arm["bits_per_byte"] > 0 and arm["accuracy_n"] == 2 and arm["steps"] == 2
+        assert arm["bpb_ci"][0] <= arm["bits_per_byte"] <= arm["bpb_ci"][1]
+    d = res["bpb_difference_with_minus_without"]
+    assert d["ci"][0] <= d["mean"] <= d["ci"][1]
+    assert json.loads((tmp_path / "comparison.json").read_text()) == res
+    assert "Paired difference" in (tmp_path / "comparison.md").read_text()
