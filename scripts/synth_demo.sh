@@ -46,3 +46,23 @@ step S4 "$OUT/s4/run.done" bash -c "'$PY' -m mathforge synth generate '$OUT/prom
   --out '$OUT/s4' --chunk-size 32 --option batch_size=32 --option chat=false --temperature 0.7 --top-p 0.95 \
   --max-new-tokens 224 --tool-max-new-tokens 320 --stop '## Instruction' --stop '## New Problem' \
   && touch '$OUT/s4/run.done'"
+
+# S5-S8: merge, parse, filter (minimum 60 SmolLM2 tokens instead of 150: the CPU budget caps a
+# generation at 224 new tokens), deduplicate, decontaminate against every shipped benchmark.
+TOK=$("$PY" -c "from mathforge.models.pretrained import resolve_model; print(resolve_model('$MODEL'))")
+step merge "$OUT/s4m/generations.jsonl" mf synth merge "$OUT/s4" --out "$OUT/s4m/generations.jsonl"
+step S5 "$OUT/s5/records.jsonl" mf synth parse "$OUT/s4m/generations.jsonl" --out "$OUT/s5"
+step S6 "$OUT/s6/kept.jsonl" mf synth filter "$OUT/s5/records.jsonl" --out "$OUT/s6" --min-tokens 60 --tokenizer "$TOK"
+step S7 "$OUT/s7/kept.jsonl" mf synth dedup "$OUT/s6/kept.jsonl" --out "$OUT/s7"
+step S8 "$OUT/s8/clean.jsonl" mf synth decontaminate "$OUT/s7/kept.jsonl" --field problem --out "$OUT/s8"
+mf synth report "$OUT/s1" "$OUT/s2" "$OUT/s4m" "$OUT/s5" "$OUT/s6" "$OUT/s7" "$OUT/s8" --out "$OUT/yields.md" >/dev/null
+
+# S9 and the comparison: two nano models from scratch, same steps, rows, seed; one on GSM8K train,
+# one on GSM8K train + the kept records; held-out: the first 300 GSM8K test problems.
+step ablation "$OUT/s9/with.toml" mf synth ablation "$OUT/s8/clean.jsonl" --out "$OUT/s9" --steps 250
+for arm in without with; do
+  step "train-$arm" "$OUT/s9/$arm/model/config.json" mf train "$OUT/s9/$arm.toml" --set threads=1 --set progress=false
+done
+step compare "$OUT/s9/comparison.md" mf synth compare "$OUT/s9"
+echo "end $(date -u +%FT%TZ)" >> "$OUT/times.log"
+cat "$OUT/yields.md" "$OUT/s9/comparison.md"
