@@ -55,7 +55,7 @@ step S5 "$OUT/s5/records.jsonl" mf synth parse "$OUT/s4m/generations.jsonl" --ou
 step S6 "$OUT/s6/kept.jsonl" mf synth filter "$OUT/s5/records.jsonl" --out "$OUT/s6" --min-tokens 60 --tokenizer "$TOK"
 step S7 "$OUT/s7/kept.jsonl" mf synth dedup "$OUT/s6/kept.jsonl" --out "$OUT/s7"
 step S8 "$OUT/s8/clean.jsonl" mf synth decontaminate "$OUT/s7/kept.jsonl" --field problem --out "$OUT/s8"
-mf synth report "$OUT/s1" "$OUT/s2" "$OUT/s4m" "$OUT/s5" "$OUT/s6" "$OUT/s7" "$OUT/s8" --out "$OUT/yields.md" >/dev/null
+mf synth report "$OUT/s1" "$OUT/s2" "$OUT/s4m" "$OUT/s5" "$OUT/s6" "$OUT/s7" "$OUT/s8" --examples 4 --out "$OUT/yields.md" >/dev/null
 
 # S9 and the comparison: two nano models from scratch, same steps, rows, seed; one on GSM8K train,
 # one on GSM8K train + the kept records; held-out: the first 300 GSM8K test problems.

@@ -90,6 +90,8 @@ def add_parser(subparsers) -> None:
     s = sub.add_parser("report", help="yields per stage (from the manifests) with kept and rejected examples")
     s.add_argument("folders", type=Path, nargs="+", help="stage output folders, in pipeline order")
     s.add_argument("--out", type=Path, default=None, help="write the Markdown here (default: print it)")
+    s.add_argument("--examples", type=int, default=3, help="kept examples per stage; rejected: one per reason, "
+                                                           "up to this many")
     s = sub.add_parser("decontaminate", help="S8: flag records overlapping any shipped benchmark (any JSONL file)")
     s.add_argument("file", type=Path)
     s.add_argument("--field", default="problem", help="text field to check (e.g. question)")
@@ -194,7 +196,7 @@ def _run(args: argparse.Namespace, stages) -> dict:
     if args.stage == "report":
         from mathforge.synth.report import yields_report
 
-        text = yields_report(args.folders)
+        text = yields_report(args.folders, n_examples=args.examples)
         if args.out:
             args.out.write_text(text, encoding="utf-8")
         else:
