@@ -109,7 +109,7 @@ def add_parser(subparsers) -> None:
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--benchmark", default="gsm8k", help="instruction set (its train split) and held-out (test)")
     s.add_argument("--steps", type=int, default=250, help="optimizer steps of each arm (the shared budget)")
-    s.add_argument("--seq-len", type=int, default=512)
+    s.add_argument("--seq-len", type=int, default=1024, help="packed row length (GSM8K needs > 512)")
     s.add_argument("--preset", default="nano")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--n-heldout", type=int, default=300)

@@ -31,8 +31,8 @@ class AblationConfig:
     rows of `seq_len` tokens; `n_heldout` held-out problems (first of the file)."""
 
     steps: int = 250
-    micro_batch_size: int = 8
-    seq_len: int = 512
+    micro_batch_size: int = 4
+    seq_len: int = 1024
     lr: float = 3e-3
     preset: str = "nano"
     vocab_size: int = 4096
