@@ -14,6 +14,7 @@ import signal
 GRADE = "MATHFORGE_TEST_KILL_AFTER"        # problems graded by `mathforge grade`
 TRAIN = "MATHFORGE_TEST_KILL_AT_STEP"      # optimizer steps of `mathforge train`
 EVAL = "MATHFORGE_TEST_KILL_AFTER_WRITES"  # appends to an eval run's outputs.jsonl
+SYNTH = "MATHFORGE_TEST_KILL_IN_CHUNK"     # `synth generate`: chunk k generated, not yet written
 
 
 def kill_at(var: str, count: int) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mathforge import faults
 from mathforge.synth.io import load_records, write_jsonl, write_manifest
 
 PROMPT_FIELDS = ("id", "prompt")
@@ -166,6 +167,7 @@ def run_generation(prompts: list[dict], cfg: GenerateConfig, engine: Any = None)
             write_manifest(out, "generate", counts=counts | {"failed_chunk": k}, **manifest)
             raise GenerationError(f"engine {cfg.engine!r} failed on chunk {k}: {exc}. {counts['chunks_generated']} "
                                   f"chunks written now are kept in {out}/chunks; rerun to resume") from exc
+        faults.kill_at(faults.SYNTH, k)  # the kill-and-resume test's exact point: a chunk in flight
         counts["records_written"] += write_jsonl(chunk_path(out, k), rows)
         counts["chunks_generated"] += 1
     write_manifest(out, "generate", counts=counts, **manifest)
