@@ -111,6 +111,10 @@ def add_parser(subparsers) -> None:
     s.add_argument("--steps", type=int, default=250, help="optimizer steps of each arm (the shared budget)")
     s.add_argument("--seq-len", type=int, default=1024, help="packed row length (GSM8K needs > 512)")
     s.add_argument("--preset", default="nano")
+    s.add_argument("--init", default="", help="HF folder to fine-tune instead of a from-scratch preset")
+    s.add_argument("--lr", type=float, default=3e-3)
+    s.add_argument("--micro-batch-size", type=int, default=4)
+    s.add_argument("--grad-accum", type=int, default=1)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--n-heldout", type=int, default=300)
     s = sub.add_parser("compare", help="score the two trained arms of an ablation folder on its held-out set")
@@ -215,7 +219,8 @@ def _run(args: argparse.Namespace, stages) -> dict:
     if args.stage == "ablation":
         from mathforge.synth.ablation import AblationConfig
 
-        cfg = AblationConfig(steps=args.steps, seq_len=args.seq_len, preset=args.preset, seed=args.seed,
+        cfg = AblationConfig(steps=args.steps, seq_len=args.seq_len, preset=args.preset, init=args.init, lr=args.lr,
+                             micro_batch_size=args.micro_batch_size, grad_accum=args.grad_accum, seed=args.seed,
                              n_heldout=args.n_heldout)
         return stages.ablation_stage(args.kept, args.out, cfg, sft_benchmark=args.benchmark)
     if args.stage == "compare":

@@ -27,14 +27,16 @@ ARMS = ("without", "with")
 
 @dataclass
 class AblationConfig:
-    """Budget and model shared by both arms. `steps` optimizer updates of `micro_batch_size` packed
-    rows of `seq_len` tokens; `n_heldout` held-out problems (first of the file)."""
+    """Budget and model shared by both arms. `steps` optimizer updates of `micro_batch_size` x
+    `grad_accum` packed rows of `seq_len` tokens; `n_heldout` held-out problems (first of the file)."""
 
     steps: int = 250
     micro_batch_size: int = 4
+    grad_accum: int = 1
     seq_len: int = 1024
     lr: float = 3e-3
     preset: str = "nano"
+    init: str = ""  # a local HF folder to fine-tune instead (full-size runs); its tokenizer is used
     vocab_size: int = 4096
     seed: int = 0
     n_heldout: int = 300
@@ -42,7 +44,7 @@ class AblationConfig:
     max_new_tokens: int = 256
 
     def __post_init__(self) -> None:
-        for name in ("steps", "micro_batch_size", "seq_len", "vocab_size", "n_heldout", "max_new_tokens"):
+        for name in ("steps", "micro_batch_size", "grad_accum", "seq_len", "vocab_size", "n_heldout", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ablation.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.n_accuracy < 0:
@@ -57,9 +59,10 @@ def arm_recipe(train_file: str, heldout_file: str, out_dir: str, cfg: AblationCo
                  "response_key": "output", "prompt_template": "{question}", "n_train": 10**9,
                  "n_eval": cfg.n_heldout, "seq_len": cfg.seq_len, "packing": True, "tokenizer": "bpe",
                  "vocab_size": cfg.vocab_size},
-        "model": {"preset": cfg.preset},
+        "model": {"init": cfg.init} if cfg.init else {"preset": cfg.preset},
         "optim": {"lr": cfg.lr, "schedule": "cosine", "warmup_ratio": 0.05, "min_lr_ratio": 0.05,
-                  "micro_batch_size": cfg.micro_batch_size, "max_steps": cfg.steps},
+                  "micro_batch_size": cfg.micro_batch_size, "grad_accum": cfg.grad_accum,
+                  "max_steps": cfg.steps},
         "eval": {"every": 0, "n_problems": cfg.n_accuracy, "max_new_tokens": cfg.max_new_tokens, "batch_size": 32},
     }
 
