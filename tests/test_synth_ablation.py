@@ -87,3 +87,32 @@ def test_two_tiny_arms_train_and_compare(tmp_path):
     assert d["ci"][0] <= d["mean"] <= d["ci"][1]
     assert json.loads((tmp_path / "comparison.json").read_text()) == res
     assert "Paired difference" in (tmp_path / "comparison.md").read_text()
+
+
+def test_ablation_and_compare_from_the_command_line(tmp_path):
+    """GSM8K train is the instruction set, its test split the held-out set; `compare` before
+    training names the missing model."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mathforge.synth.io import write_jsonl
+
+    root = Path(__file__).resolve().parents[1]
+    write_jsonl(tmp_path / "kept.jsonl", SYN)
+    env = {**os.environ, "PYTHONPATH": str(root)}
+
+    def synth(*args):
+        return subprocess.run([sys.executable, "-m", "mathforge", "synth", *map(str, args)], capture_output=True,
+                              text=True, env=env, timeout=120)
+
+    proc = synth("ablation", tmp_path / "kept.jsonl", "--out", tmp_path / "abl", "--steps", "5", "--n-heldout", "50")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1]) == {"sft": 7473, "synthetic": 20, "heldout": 50}
+    held = [json.loads(line) for line in (tmp_path / "abl" / "heldout.jsonl").read_text().splitlines()]
+    assert held[0]["input"].startswith("## Question\nJanet") and held[0]["answer"] == "18"
+    manifest = json.loads((tmp_path / "abl" / "manifest.json").read_text())
+    assert manifest["stage"] == "ablation" and manifest["config"]["steps"] == 5
+    proc = synth("compare", tmp_path / "abl")
+    assert proc.returncode != 0 and "not trained yet" in proc.stderr and "Traceback" not in proc.stderr
