@@ -3,7 +3,7 @@
 #
 # SmolLM2-135M-Instruct (the `pretrained` extra, resolved by mathforge.models.pretrained) writes new
 # problems from snippets of the GSM8K *training* split (data/benchmarks/gsm8k/train.jsonl, first
-# 400 records, source kind "stack"); no test split of any benchmark enters the corpus, and S8 checks
+# 290 records, source kind "stack"); no test split of any benchmark enters the corpus, and S8 checks
 # the output against all of them. Every stage runs through `mathforge synth`; then two from-scratch
 # models are trained with the same budget and seed, one on GSM8K train alone and one on GSM8K train
 # plus the kept synthetic records, and compared on held-out GSM8K test problems (docs/synth.md).
@@ -30,9 +30,9 @@ step() {  # step NAME OUTPUT COMMAND...: run COMMAND unless OUTPUT exists, and l
 mkdir -p "$OUT"
 echo "start $(date -u +%FT%TZ)" >> "$OUT/times.log"
 
-# S1 snippets and S2 prompts: 400 snippets, the four school levels (a 135M model is not asked for
+# S1 snippets and S2 prompts: 290 snippets, the four school levels (a 135M model is not asked for
 # college or competition problems); 8 tool-variant prompts from the first 8 snippets.
-step S1 "$OUT/s1/snippets.jsonl" mf synth snippets "$CORPUS" --source stack --limit 400 --out "$OUT/s1"
+step S1 "$OUT/s1/snippets.jsonl" mf synth snippets "$CORPUS" --source stack --limit 290 --out "$OUT/s1"
 step S1-tool "$OUT/s1-tool/snippets.jsonl" mf synth snippets "$CORPUS" --source stack --limit 8 --out "$OUT/s1-tool"
 step S2 "$OUT/s2/prompts.jsonl" mf synth prompts "$OUT/s1/snippets.jsonl" --levels grade,middle,high,amc8 --out "$OUT/s2"
 step S2-tool "$OUT/s2-tool/prompts.jsonl" mf synth prompts "$OUT/s1-tool/snippets.jsonl" --tool --out "$OUT/s2-tool"
