@@ -42,6 +42,8 @@ def test_arms_differ_only_in_training_file_and_leaks_are_refused(tmp_path):
         ablation_files([*SYN, HELD[0]], SFT, HELD, tmp_path / "leak", cfg)
     with pytest.raises(ValueError, match="sft"):
         ablation_files(SYN, [], HELD, tmp_path / "empty", cfg)
+    with pytest.raises(ValueError, match="no synthetic record"):
+        ablation_files([], SFT, HELD, tmp_path / "none", cfg)
     with pytest.raises(ValueError, match="steps"):
         AblationConfig(steps=0)
 

@@ -76,6 +76,8 @@ def ablation_files(synthetic: list[dict], sft: list[dict], heldout: list[dict], 
 
     if not sft:
         raise ValueError("ablation: the instruction (sft) set is empty")
+    if not synthetic:
+        raise ValueError("ablation: no synthetic record to add (the two arms would be the same run)")
     if not heldout:
         raise ValueError("ablation: the held-out set is empty")
     out = Path(out_dir)
