@@ -85,8 +85,13 @@ def test_two_tiny_arms_train_and_compare(tmp_path):
     for arm in res["arms"].values():
         assert arm["bits_per_byte"] > 0 and arm["accuracy_n"] == 2 and arm["steps"] == 2
         assert arm["bpb_ci"][0] <= arm["bits_per_byte"] <= arm["bpb_ci"][1]
-    d = res["bpb_difference_with_minus_without"]
-    assert d["ci"][0] <= d["mean"] <= d["ci"][1]
+    d = res["bpb_difference"]
+    assert d["ci"][0] <= d["mean"] <= d["ci"][1] and res["arms_compared"] == ["without", "with"]
+    per = {a: res["arms"][a]["bits_per_byte"] for a in ("without", "with")}
+    assert d["mean"] == pytest.approx(per["with"] - per["without"])  # mean of differences = difference of means
+    swapped = compare_arms(tmp_path, arms=("with", "without"), n_boot=200)
+    assert swapped["bpb_difference"]["mean"] == pytest.approx(-d["mean"])
+    assert (tmp_path / "comparison-with-vs-without.md").is_file()
     assert json.loads((tmp_path / "comparison.json").read_text()) == res
     assert "Paired difference" in (tmp_path / "comparison.md").read_text()
 

@@ -119,6 +119,7 @@ def add_parser(subparsers) -> None:
     s.add_argument("--n-heldout", type=int, default=300)
     s = sub.add_parser("compare", help="score the two trained arms of an ablation folder on its held-out set")
     s.add_argument("folder", type=Path)
+    s.add_argument("--arms", default="without,with", help="two run folders inside FOLDER (baseline first)")
 
 
 def _options(pairs: list[str]) -> dict:
@@ -226,6 +227,9 @@ def _run(args: argparse.Namespace, stages) -> dict:
     if args.stage == "compare":
         from mathforge.synth.ablation import compare_arms
 
-        res = compare_arms(args.folder)
-        return {"bpb_difference_with_minus_without": res["bpb_difference_with_minus_without"]}
+        arms = tuple(a for a in args.arms.split(",") if a)
+        if len(arms) != 2:
+            raise ValueError(f"--arms {args.arms!r}: expected two names, e.g. without,with")
+        res = compare_arms(args.folder, arms=arms)
+        return {"arms": res["arms_compared"], "bpb_difference": res["bpb_difference"]}
     raise ValueError(f"unknown stage {args.stage!r}")  # pragma: no cover

@@ -136,8 +136,11 @@ def slow_solution_bits(model: Any, tokenizer: Any, rec: dict) -> float:
     return bits
 
 
-def compare_arms(folder: str | Path, *, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """Score both trained arms of `folder` on `heldout.jsonl`; write `comparison.json`/`.md`."""
+def compare_arms(folder: str | Path, *, arms: tuple[str, str] = ARMS, n_boot: int = 2000, seed: int = 0
+                 ) -> dict[str, Any]:
+    """Score two trained runs of `folder` (default `without` and `with`) on `heldout.jsonl`; write
+    `comparison.json`/`.md` (`comparison-A-vs-B.*` for other runs, e.g. a second seed of `without`
+    as a yardstick of seed-to-seed noise)."""
     import numpy as np
 
     from mathforge.grading.metrics import bootstrap_ci
@@ -148,7 +151,8 @@ def compare_arms(folder: str | Path, *, n_boot: int = 2000, seed: int = 0) -> di
     held = load_records(folder / "heldout.jsonl", required=("input", "output"))
     result: dict[str, Any] = {"heldout": len(held), "arms": {}}
     per_problem = {}
-    for arm in ARMS:
+    base, other = arms
+    for arm in arms:
         model_dir = folder / arm / "model"
         if not (model_dir / "config.json").is_file():
             raise FileNotFoundError(f"{model_dir}: not trained yet (run mathforge train {folder}/{arm}.toml)")
@@ -161,12 +165,13 @@ def compare_arms(folder: str | Path, *, n_boot: int = 2000, seed: int = 0) -> di
                    "pooled_bits_per_byte": sum(b for b, _ in bits) / sum(n for _, n in bits)}
         arm_out |= _final_metrics(folder / arm)
         result["arms"][arm] = arm_out
-    diff = per_problem["with"] - per_problem["without"]  # [N]; negative: the synthetic data helped
+    diff = per_problem[other] - per_problem[base]  # [N]; negative: `other` (the synthetic data) helped
     lo, hi = bootstrap_ci(diff, n_boot=n_boot, seed=seed)
-    result["bpb_difference_with_minus_without"] = {"mean": float(diff.mean()), "ci": [lo, hi],
-                                                   "with_better_on": int((diff < 0).sum())}
-    (folder / "comparison.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (folder / "comparison.md").write_text(comparison_markdown(result), encoding="utf-8")
+    result["arms_compared"] = [base, other]
+    result["bpb_difference"] = {"mean": float(diff.mean()), "ci": [lo, hi], "better_on": int((diff < 0).sum())}
+    name = "comparison" if tuple(arms) == ARMS else f"comparison-{base}-vs-{other}"
+    (folder / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (folder / f"{name}.md").write_text(comparison_markdown(result), encoding="utf-8")
     return result
 
 
@@ -182,7 +187,7 @@ def _final_metrics(run_dir: Path) -> dict[str, Any]:
 
 
 def comparison_markdown(res: dict[str, Any]) -> str:
-    d = res["bpb_difference_with_minus_without"]
+    d, (base, other) = res["bpb_difference"], res["arms_compared"]
     lines = [f"Held-out: {res['heldout']} problems (bits per byte of the gold solution given the question; "
              "lower is better; 95% percentile-bootstrap intervals over problems).", "",
              "| arm | bits/byte (mean over problems) | 95% CI | pooled bits/byte | exact match | 95% Wilson CI |",
@@ -192,7 +197,7 @@ def comparison_markdown(res: dict[str, Any]) -> str:
         ci = "n/a" if a["accuracy"] is None else f"[{a['accuracy_ci'][0]:.3f}, {a['accuracy_ci'][1]:.3f}]"
         lines.append(f"| {arm} | {a['bits_per_byte']:.4f} | [{a['bpb_ci'][0]:.4f}, {a['bpb_ci'][1]:.4f}] | "
                      f"{a['pooled_bits_per_byte']:.4f} | {acc} | {ci} |")
-    lines += ["", f"Paired difference (with − without): {d['mean']:+.4f} bits/byte, 95% CI "
-              f"[{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]; `with` is lower on {d['with_better_on']} of "
+    lines += ["", f"Paired difference ({other} − {base}): {d['mean']:+.4f} bits/byte, 95% CI "
+              f"[{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]; `{other}` is lower on {d['better_on']} of "
               f"{res['heldout']} problems."]
     return "\n".join(lines) + "\n"
