@@ -75,5 +75,9 @@ for arm in without with; do
   step "train-$arm" "$S9/$arm/model/config.json" mf train "$S9/$arm.toml" --set threads=1 --set progress=false
 done
 step compare "$S9/comparison.md" mf synth compare "$S9"
+# Yardstick: the baseline again with seed 1 (another initialisation and data order, same data).
+step train-without-seed1 "$S9/without-seed1/model/config.json" mf train "$S9/without.toml" --set seed=1 \
+  --set "out_dir=$S9/without-seed1" --set threads=1 --set progress=false
+step compare-seeds "$S9/comparison-without-vs-without-seed1.md" mf synth compare "$S9" --arms without,without-seed1
 echo "end $(date -u +%FT%TZ)" >> "$OUT/times.log"
-cat "$OUT/yields.md" "$S9/comparison.md"
+cat "$OUT/yields.md" "$S9/comparison.md" "$S9/comparison-without-vs-without-seed1.md"
