@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # JiuZhang3.0-style synthesis demonstration on CPU (issue 11 item 9; docs/synth.md "Demonstration").
 #
-# SmolLM2-135M-Instruct (the `pretrained` extra, resolved by mathforge.models.pretrained) writes new
+# SmolLM2-135M-Instruct (the `smollm2` extra, resolved by mathforge.models.pretrained) writes new
 # problems from snippets of the GSM8K *training* split (data/benchmarks/gsm8k/train.jsonl, first
 # 290 records, source kind "stack"); no test split of any benchmark enters the corpus, and S8 checks
 # the output against all of them. Every stage runs through `mathforge synth`; then two from-scratch
 # models are trained with the same budget and seed, one on GSM8K train alone and one on GSM8K train
-# plus the kept synthetic records, and compared on held-out GSM8K test problems (docs/synth.md).
+# plus the kept synthetic records (the parsed ones when none is kept), and compared on held-out GSM8K test problems (docs/synth.md).
 #
 # Resumable: a stage whose output exists is skipped, and S4 resumes chunk by chunk, so rerunning
 # after a kill redoes only the unfinished chunk. One thread (OMP_NUM_THREADS=1).
-# Real wall time (2 shared CPU cores, load average 4-10 from other users): see docs/synth.md.
+# Real wall time, 6 Dec 2026 on the 2 shared CPU cores (load average 7-12 from other users), one
+# thread: 38.6 min of stage time (S4 generation 25 min, 3 nano trainings 12 min, the rest 73 s).
+# Results and what they mean: docs/synth.md "Demonstration" (0 of 160 generations kept).
 #   bash scripts/synth_demo.sh [OUT_DIR]      (default runs/synth-demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
