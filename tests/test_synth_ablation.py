@@ -1,5 +1,5 @@
 """The with/without-synthetic-data comparison (mathforge/synth/ablation.py): the two arms' files and
-recipes differ only in the training file, a held-out question in training is refused, the batched
+recipes differ only in the training file, a held-out question in training is refused, the one-pass
 bits-per-byte equals the token-by-token sum, and two tiny arms train and compare end to end."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def test_arms_differ_only_in_training_file_and_leaks_are_refused(tmp_path):
         AblationConfig(steps=0)
 
 
-def test_batched_bits_equal_the_token_by_token_sum():
+def test_one_pass_bits_equal_the_token_by_token_sum():
     import torch
 
     from mathforge.data.tokenizer import build_tokenizer

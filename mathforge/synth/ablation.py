@@ -9,9 +9,11 @@ written as `mathforge train` recipes (this package does not import the trainer, 
 Held-out measure: the bits per byte of each held-out gold solution given its question,
 `-log2 p(solution | question) / len(solution in UTF-8)`. Each arm trains its own byte-level BPE
 tokenizer on its own data, so a per-token loss would not compare across arms; the probability of
-the same string does (byte-level BPE is lossless). The difference is paired per problem and gets a
-percentile-bootstrap interval; the loop's greedy exact match on the same problems comes with its
-Wilson interval.
+the same string does (byte-level BPE is lossless). The two vocabularies still differ a little, a
+confound a report should name; with `init` (a pretrained model) both arms share its tokenizer. The
+difference is paired per problem and gets a percentile-bootstrap interval (over problems, not over
+training runs: train the baseline with a second seed and compare those two, `arms=`, for a yardstick
+of run-to-run noise); the loop's greedy exact match comes with its Wilson interval.
 """
 
 from __future__ import annotations
