@@ -10,8 +10,9 @@
 #
 # Resumable: a stage whose output exists is skipped, and S4 resumes chunk by chunk, so rerunning
 # after a kill redoes only the unfinished chunk. One thread (OMP_NUM_THREADS=1).
-# Real wall time, 6 Dec 2026 on the 2 shared CPU cores (load average 7-12 from other users), one
-# thread: 38.6 min of stage time (S4 generation 25 min, 3 nano trainings 12 min, the rest 73 s).
+# Real wall time, 6 Dec 2026 on the 2 shared CPU cores, one thread: 27.8 min for a clean,
+# uninterrupted run from an empty folder at load average ~5 (S4 generation 16 min, three nano
+# trainings 11 min); 38.6 min of stage time in the first run at load average 7-12.
 # Results and what they mean: docs/synth.md "Demonstration" (0 of 160 generations kept).
 #   bash scripts/synth_demo.sh [OUT_DIR]      (default runs/synth-demo)
 set -euo pipefail
