@@ -15,7 +15,7 @@ import signal
 GRADE = "MATHFORGE_TEST_KILL_AFTER"        # problems graded by `mathforge grade`
 TRAIN = "MATHFORGE_TEST_KILL_AT_STEP"      # optimizer steps of `mathforge train`
 EVAL = "MATHFORGE_TEST_KILL_AFTER_WRITES"  # appends to an eval run's outputs.jsonl
-SYNTH = "MATHFORGE_TEST_KILL_AFTER_CHUNKS"  # chunks written by `mathforge synth generate`
+SYNTH = "MATHFORGE_TEST_KILL_IN_CHUNK"     # `synth generate`: chunk k generated, not yet written
 SIGNAL = "MATHFORGE_TEST_KILL_SIGNAL"      # KILL (default), INT (Ctrl-C), TERM
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mathforge import faults
 from mathforge.infer.types import Completion
 from mathforge.synth.generate import (
     GenerateConfig,
@@ -113,7 +114,8 @@ def test_unreachable_endpoint_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_kill_in_the_middle_then_resume_equals_an_uninterrupted_run(tmp_path):
-    """SIGKILL a real `mathforge synth generate` (tiny HF model) after some chunks, resume, merge."""
+    """SIGKILL a real `mathforge synth generate` (tiny HF model) while chunk 5 is in flight (generated,
+    not written), resume in another process, merge: equal to an uninterrupted run."""
     import torch
 
     from mathforge.infer.loading import load_engine
@@ -127,12 +129,11 @@ def test_kill_in_the_middle_then_resume_equals_an_uninterrupted_run(tmp_path):
     args = [sys.executable, "-m", "mathforge", "synth", "generate", str(tmp_path / "p.jsonl"), "--engine",
             str(model), "--out", str(tmp_path / "killed"), "--chunk-size", "1", "--max-new-tokens", "16"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    # the run kills itself with SIGKILL right after its third chunk is on disk (fault injection)
-    proc = subprocess.run(args, env={**env, "MATHFORGE_TEST_KILL_AFTER_CHUNKS": "3"}, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, timeout=300)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    env |= {faults.SYNTH: "5"}  # dies with chunk 5 generated but not written (exact, no timer)
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
     done = sorted((tmp_path / "killed" / "chunks").glob("chunk-*.jsonl"))
-    assert len(done) == 3, "the run was not interrupted after its third chunk"
+    assert [p.name for p in done] == [f"chunk-{k:06d}.jsonl" for k in range(5)]
     before = {p.name: p.read_bytes() for p in done}
     engine = load_engine(model, batch_size=4)
     cfg = dict(engine=str(model), chunk_size=1, max_new_tokens=16)

@@ -123,3 +123,18 @@ def test_quickstart_tiny_budget_writes_report(tmp_path):
     assert set(summary["results"]) == {"sft", "mft"} and summary["results"]["mft"]["n_problems"] == 16
     training = (tmp_path / "qs" / "training" / "report.md").read_text()  # both runs' training report
     assert "| sft | sft |" in training and "| mft | mft |" in training and "training/report.html" in text
+
+
+def test_read_examples_keeps_a_line_separator_inside_a_json_string(tmp_path):
+    """U+2028 (present in GSM8K train) is written raw by json.dumps(ensure_ascii=False); it must not
+    end a JSONL line."""
+    import json
+
+    from mathforge.train.dataset import read_examples
+
+    path = tmp_path / "d.jsonl"
+    recs = [{"question": "a\u2028b?", "response": "c\u2029d"}, {"question": "e?", "response": "f"}]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
+    exs = read_examples(path, "{question}", ("question", "response"))
+    assert [(e.prompt, e.response) for e in exs] == [("a\u2028b?", "c\u2029d"), ("e?", "f")]
+    assert exs[1].meta["id"] == f"{path}:2"

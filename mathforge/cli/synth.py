@@ -37,6 +37,8 @@ def add_parser(subparsers) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--temperature", type=float, default=1.0)
     s.add_argument("--max-new-tokens", type=int, default=2500)
+    s.add_argument("--top-p", type=float, default=1.0)
+    s.add_argument("--tool-max-new-tokens", type=int, default=5000, help="tool-variant prompts (5000)")
     s.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     s.add_argument("--declared-sampling", action="store_true", help="top-p 0.95 as the original declared")
     s.add_argument("--teacher", action="store_true", help="add the teacher stops of §d.5 (```output, ---)")
@@ -88,6 +90,8 @@ def add_parser(subparsers) -> None:
     s = sub.add_parser("report", help="yields per stage (from the manifests) with kept and rejected examples")
     s.add_argument("folders", type=Path, nargs="+", help="stage output folders, in pipeline order")
     s.add_argument("--out", type=Path, default=None, help="write the Markdown here (default: print it)")
+    s.add_argument("--examples", type=int, default=3, help="kept examples per stage; rejected: one per reason, "
+                                                           "up to this many")
     s = sub.add_parser("decontaminate", help="S8: flag records overlapping any shipped benchmark (any JSONL file)")
     s.add_argument("file", type=Path)
     s.add_argument("--field", default="problem", help="text field to check (e.g. question)")
@@ -100,6 +104,22 @@ def add_parser(subparsers) -> None:
     s.add_argument("--near-threshold", type=float, default=0.6, help="Jaccard of the near rule (0.6; §d.10: 0.8)")
     s.add_argument("--eval-set", action="append", default=[], metavar="FILE:FIELD",
                    help="a user evaluation set to treat as a reference (repeatable)")
+    s = sub.add_parser("ablation", help="with/without comparison: training files, held-out set, two recipes")
+    s.add_argument("kept", type=Path, nargs="+", help="kept synthetic records ({input, output})")
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--benchmark", default="gsm8k", help="instruction set (its train split) and held-out (test)")
+    s.add_argument("--steps", type=int, default=250, help="optimizer steps of each arm (the shared budget)")
+    s.add_argument("--seq-len", type=int, default=1024, help="packed row length (GSM8K needs > 512)")
+    s.add_argument("--preset", default="nano")
+    s.add_argument("--init", default="", help="HF folder to fine-tune instead of a from-scratch preset")
+    s.add_argument("--lr", type=float, default=3e-3)
+    s.add_argument("--micro-batch-size", type=int, default=4)
+    s.add_argument("--grad-accum", type=int, default=1)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--n-heldout", type=int, default=300)
+    s = sub.add_parser("compare", help="score the two trained arms of an ablation folder on its held-out set")
+    s.add_argument("folder", type=Path)
+    s.add_argument("--arms", default="without,with", help="two run folders inside FOLDER (baseline first)")
 
 
 def _options(pairs: list[str]) -> dict:
@@ -145,6 +165,7 @@ def _run(args: argparse.Namespace, stages) -> dict:
 
         cfg = GenerateConfig(engine=args.engine, out_dir=str(args.out), chunk_size=args.chunk_size, shard=args.shard,
                              n=args.n, seed=args.seed, temperature=args.temperature,
+                             top_p=args.top_p, tool_max_new_tokens=args.tool_max_new_tokens,
                              max_new_tokens=args.max_new_tokens, stop=args.stop + (TEACHER_STOPS if args.teacher else []),
                              use_declared_sampling=args.declared_sampling, engine_options=_options(args.option))
         return stages.generate_stage(args.prompts, cfg)
@@ -180,7 +201,7 @@ def _run(args: argparse.Namespace, stages) -> dict:
     if args.stage == "report":
         from mathforge.synth.report import yields_report
 
-        text = yields_report(args.folders)
+        text = yields_report(args.folders, n_examples=args.examples)
         if args.out:
             args.out.write_text(text, encoding="utf-8")
         else:
@@ -196,4 +217,19 @@ def _run(args: argparse.Namespace, stages) -> dict:
         return stages.train_data_stage(args.records, args.sft, args.out, sft_question_key=args.sft_question_key,
                                        sft_response_key=args.sft_response_key, init=args.init, preset=args.preset,
                                        seq_len=args.seq_len, seed=args.seed)
+    if args.stage == "ablation":
+        from mathforge.synth.ablation import AblationConfig
+
+        cfg = AblationConfig(steps=args.steps, seq_len=args.seq_len, preset=args.preset, init=args.init, lr=args.lr,
+                             micro_batch_size=args.micro_batch_size, grad_accum=args.grad_accum, seed=args.seed,
+                             n_heldout=args.n_heldout)
+        return stages.ablation_stage(args.kept, args.out, cfg, sft_benchmark=args.benchmark)
+    if args.stage == "compare":
+        from mathforge.synth.ablation import compare_arms
+
+        arms = tuple(a for a in args.arms.split(",") if a)
+        if len(arms) != 2:
+            raise ValueError(f"--arms {args.arms!r}: expected two names, e.g. without,with")
+        res = compare_arms(args.folder, arms=arms)
+        return {"arms": res["arms_compared"], "bpb_difference": res["bpb_difference"]}
     raise ValueError(f"unknown stage {args.stage!r}")  # pragma: no cover

@@ -167,9 +167,9 @@ def run_generation(prompts: list[dict], cfg: GenerateConfig, engine: Any = None)
             write_manifest(out, "generate", counts=counts | {"failed_chunk": k}, **manifest)
             raise GenerationError(f"engine {cfg.engine!r} failed on chunk {k}: {exc}. {counts['chunks_generated']} "
                                   f"chunks written now are kept in {out}/chunks; rerun to resume") from exc
+        faults.kill_at(faults.SYNTH, k)  # the kill-and-resume test's exact point: a chunk in flight
         counts["records_written"] += write_jsonl(chunk_path(out, k), rows)
         counts["chunks_generated"] += 1
-        faults.kill_at(faults.SYNTH, counts["chunks_generated"])  # the kill-and-resume test's exact point
     write_manifest(out, "generate", counts=counts, **manifest)
     return counts
 

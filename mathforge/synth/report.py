@@ -20,20 +20,34 @@ STAGES = {
 }
 
 
-def _example(path: Path, fields: tuple[str, ...], limit: int = 300) -> str | None:
-    if not path.is_file():
-        return None
+def _examples(path: Path, fields: tuple[str, ...], n: int, *, by_reason: bool, limit: int = 300) -> list[str]:
+    """Up to `n` records of `path` as short JSON: the first ones, or (rejected files) the first
+    record of each distinct reason, so every kind of rejection is shown once."""
+    if not path.is_file() or n < 1:
+        return []
+    out, seen = [], set()
     with path.open(encoding="utf-8") as fh:
-        line = fh.readline()
-    if not line.strip():
-        return None
-    rec = json.loads(line)
-    shown = {k: (v[:limit] + "…" if isinstance(v, str) and len(v) > limit else v) for k, v in rec.items() if k in fields}
-    return json.dumps(shown, ensure_ascii=False)
+        for line in fh:
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            if by_reason:
+                rules = rec.get("contamination") or [{}]
+                why = (rec.get("filter"), rec.get("reason"), rules[0].get("rule"))
+                if why in seen:
+                    continue
+                seen.add(why)
+            shown = {k: (v[:limit] + "…" if isinstance(v, str) and len(v) > limit else v)
+                     for k, v in rec.items() if k in fields or (k == "generated_text" and "problem" not in rec)}
+            out.append(json.dumps(shown, ensure_ascii=False))
+            if len(out) >= n:
+                break
+    return out
 
 
-def yields_report(folders: list[str | Path]) -> str:
-    """Markdown: one row per stage folder (in the order given) and examples under it."""
+def yields_report(folders: list[str | Path], n_examples: int = 1) -> str:
+    """Markdown: one row per stage folder (in the order given) and examples under it: up to
+    `n_examples` kept records and rejected ones, the latter one per distinct reason."""
     rows, examples = [], []
     for folder in map(Path, folders):
         manifests = sorted(folder.glob("manifest*.json")) or sorted(folder.glob("*.manifest.json"))
@@ -50,8 +64,7 @@ def yields_report(folders: list[str | Path]) -> str:
                     f"{got_out if got_out is not None else '—'} | {share} | {why} |")
         fields = ("problem", "solution", "answer", "text", "level", "reason", "filter", "contamination", "id")
         for label, name in (("kept", kept_file), ("rejected", rej_file)):
-            ex = _example(folder / name, fields) if name else None
-            if ex:
+            for ex in _examples(folder / name, fields, n_examples, by_reason=label == "rejected") if name else []:
                 examples.append(f"- **{stage}, {label}**: `{ex}`")
     head = ["| stage | folder | in | out | yield | removed, by reason |", "|---|---|---|---|---|---|"]
     return "\n".join(["# Synthesis yields", "", *head, *rows, "", "## Examples", "", *examples]) + "\n"

@@ -184,3 +184,26 @@ def boost_stage(candidates_file: str | Path, model_dir: str, out_dir: str | Path
     write_manifest(out_dir, "boost", config=cfg, inputs=[candidates_file, *([targets_file] if targets_file else [])],
                    counts=counts, extra={"model": model_dir})
     return counts
+
+
+def ablation_stage(kept_files: list[str | Path], out_dir: str | Path, cfg=None, *, sft_benchmark: str = "gsm8k"
+                   ) -> dict[str, int]:
+    """The with/without comparison's files and recipes: instruction set = `sft_benchmark`'s train
+    split, held out = its test split (first `cfg.n_heldout`), synthetic = the kept records."""
+    from mathforge.data import load_benchmark
+    from mathforge.synth.ablation import AblationConfig, ablation_files
+    from mathforge.synth.io import read_jsonl
+    from mathforge.synth.training import to_io_record
+
+    cfg = cfg or AblationConfig()
+    synthetic = [to_io_record(r, f"{f}:{n}") for f in kept_files for n, r in read_jsonl(f)]
+
+    def io(p) -> dict:
+        return to_io_record({"question": p.question, "answer": p.solution or p.answer}, f"{sft_benchmark} #{p.id}")
+
+    sft = [io(p) for p in load_benchmark(sft_benchmark, "train")]
+    heldout = [io(p) | {"answer": p.answer} for p in load_benchmark(sft_benchmark, "test", limit=cfg.n_heldout)]
+    counts = ablation_files(synthetic, sft, heldout, out_dir, cfg)
+    write_manifest(out_dir, "ablation", config=cfg, inputs=list(kept_files), counts=counts,
+                   extra={"sft": f"{sft_benchmark} train", "heldout": f"{sft_benchmark} test"})
+    return counts

@@ -12,7 +12,6 @@ one-element-list shape `{"source": [q], "target": [r]}` of the MFT release is ac
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +73,6 @@ def read_examples(path: str | Path, template: str = "{question}\n", keys: tuple[
     """Training examples from a JSONL file (prompt = `template` filled with the question) or a
     `q||cot #### a` text file (the implicit-CoT layout of `mathforge.data.tasks`: prompt `q||`);
     errors name file and line."""
-    from mathforge.data.files import read_text
     from mathforge.data.tasks import load_icot_file
 
     path = Path(path)
@@ -83,15 +81,13 @@ def read_examples(path: str | Path, template: str = "{question}\n", keys: tuple[
     if path.suffix == ".txt":
         out = load_icot_file(path)
     else:
+        from mathforge.data.files import iter_jsonl
+
         out = []
-        for lineno, line in enumerate(read_text(path).splitlines(), 1):
-            if not line.strip():
-                continue
+        # Lines end at "\n" only: str.splitlines() would also cut at U+2028 inside a JSON string
+        # (GSM8K train has some), which json.dumps(ensure_ascii=False) writes unescaped.
+        for lineno, rec in iter_jsonl(path):
             where = f"{path}:{lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: invalid JSON: {exc.msg}") from None
             ex = _jsonl_example(rec, where, template, keys)
             ex.meta["id"] = where
             out.append(ex)

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# JiuZhang3.0-style synthesis demonstration on CPU (issue 11 item 9; docs/synth.md "Demonstration").
+#
+# SmolLM2-135M-Instruct (the `smollm2` extra, resolved by mathforge.models.pretrained) writes new
+# problems from snippets of the GSM8K *training* split (data/benchmarks/gsm8k/train.jsonl, first
+# 290 records, source kind "stack"); no test split of any benchmark enters the corpus, and S8 checks
+# the output against all of them. Every stage runs through `mathforge synth`; then two from-scratch
+# models are trained with the same budget and seed, one on GSM8K train alone and one on GSM8K train
+# plus the kept synthetic records (the parsed ones when none is kept), and compared on held-out GSM8K test problems (docs/synth.md).
+#
+# Resumable: a stage whose output exists is skipped, and S4 resumes chunk by chunk, so rerunning
+# after a kill redoes only the unfinished chunk. One thread (OMP_NUM_THREADS=1).
+# Real wall time, 6 Dec 2026 on the 2 shared CPU cores, one thread: 27.8 min for a clean,
+# uninterrupted run from an empty folder at load average ~5 (S4 generation 16 min, three nano
+# trainings 11 min); 38.6 min of stage time in the first run at load average 7-12.
+# Results and what they mean: docs/synth.md "Demonstration" (0 of 160 generations kept).
+#   bash scripts/synth_demo.sh [OUT_DIR]      (default runs/synth-demo)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-runs/synth-demo}
+PY=${PYTHON:-.venv/bin/python}
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=${PYTHONPATH:-$PWD}
+MODEL=smollm2-135m-instruct
+CORPUS=data/benchmarks/gsm8k/train.jsonl
+mf() { "$PY" -m mathforge "$@"; }
+step() {  # step NAME OUTPUT COMMAND...: run COMMAND unless OUTPUT exists, and log its wall time
+  local name=$1 output=$2; shift 2
+  if [[ -e $output ]]; then echo "[$name] done already ($output)"; return; fi
+  local t0=$SECONDS
+  "$@"
+  echo "[$name] $((SECONDS - t0)) s" | tee -a "$OUT/times.log"
+}
+mkdir -p "$OUT"
+echo "start $(date -u +%FT%TZ)" >> "$OUT/times.log"
+
+# S1 snippets and S2 prompts: 290 snippets, the four school levels (a 135M model is not asked for
+# college or competition problems); 8 tool-variant prompts from the first 8 snippets.
+step S1 "$OUT/s1/snippets.jsonl" mf synth snippets "$CORPUS" --source stack --limit 290 --out "$OUT/s1"
+step S1-tool "$OUT/s1-tool/snippets.jsonl" mf synth snippets "$CORPUS" --source stack --limit 8 --out "$OUT/s1-tool"
+step S2 "$OUT/s2/prompts.jsonl" mf synth prompts "$OUT/s1/snippets.jsonl" --levels grade,middle,high,amc8 --out "$OUT/s2"
+step S2-tool "$OUT/s2-tool/prompts.jsonl" mf synth prompts "$OUT/s1-tool/snippets.jsonl" --tool --out "$OUT/s2-tool"
+[[ -e $OUT/prompts.jsonl ]] || cat "$OUT/s2/prompts.jsonl" "$OUT/s2-tool/prompts.jsonl" > "$OUT/prompts.jsonl"
+
+# S4 bulk generation: raw continuation after "## New Problem" (no chat wrapper, as the synthesis
+# model is prompted in docs/methods/synthesis.md §d.6), batched 32 rows, chunks of 32 prompts (the resume unit). Sampling is
+# cooler than §d.6's temperature 1.0, which makes an untrained 135M model write word salad; the
+# stops end a generation where it starts a second template section.
+step S4 "$OUT/s4/run.done" bash -c "'$PY' -m mathforge synth generate '$OUT/prompts.jsonl' --engine $MODEL \
+  --out '$OUT/s4' --chunk-size 32 --option batch_size=32 --option chat=false --temperature 0.7 --top-p 0.95 \
+  --max-new-tokens 224 --tool-max-new-tokens 320 --stop '## Instruction' --stop '## New Problem' \
+  && touch '$OUT/s4/run.done'"
+
+# S5-S8: merge, parse, filter (minimum 60 SmolLM2 tokens instead of 150: the CPU budget caps a
+# generation at 224 new tokens), deduplicate, decontaminate against every shipped benchmark.
+TOK=$("$PY" -c "from mathforge.models.pretrained import resolve_model; print(resolve_model('$MODEL'))")
+step merge "$OUT/s4m/generations.jsonl" mf synth merge "$OUT/s4" --out "$OUT/s4m/generations.jsonl"
+step S5 "$OUT/s5/records.jsonl" mf synth parse "$OUT/s4m/generations.jsonl" --out "$OUT/s5"
+step S6 "$OUT/s6/kept.jsonl" mf synth filter "$OUT/s5/records.jsonl" --out "$OUT/s6" --min-tokens 60 --tokenizer "$TOK"
+step S7 "$OUT/s7/kept.jsonl" mf synth dedup "$OUT/s6/kept.jsonl" --out "$OUT/s7"
+step S8 "$OUT/s8/clean.jsonl" mf synth decontaminate "$OUT/s7/kept.jsonl" --field problem --out "$OUT/s8"
+mf synth report "$OUT/s1" "$OUT/s2" "$OUT/s4m" "$OUT/s5" "$OUT/s6" "$OUT/s7" "$OUT/s8" --examples 4 --out "$OUT/yields.md" >/dev/null
+
+# S9 and the comparison: two nano models from scratch, same steps (100 x 4 rows of 1,024 tokens),
+# seed and settings; one on GSM8K train, one on GSM8K train + the synthetic records; held-out: the
+# first 300 GSM8K test problems. The synthetic records are the kept ones (S8 output); when the
+# filters kept none, the comparison is made on the parsed records instead (S5 output, decontaminated
+# the same way), in s9-parsed/, and says so: what unfiltered synthesis output does to the model.
+if [[ -s $OUT/s8/clean.jsonl ]]; then
+  SYN=$OUT/s8/clean.jsonl; S9=$OUT/s9-kept
+else
+  echo "no kept record: comparing on the parsed (unfiltered) records instead" | tee -a "$OUT/times.log"
+  step S8-parsed "$OUT/s8-parsed/clean.jsonl" mf synth decontaminate "$OUT/s5/records.jsonl" --field problem \
+    --out "$OUT/s8-parsed"
+  SYN=$OUT/s8-parsed/clean.jsonl; S9=$OUT/s9-parsed
+fi
+step ablation "$S9/with.toml" mf synth ablation "$SYN" --out "$S9" --steps 100
+for arm in without with; do
+  step "train-$arm" "$S9/$arm/model/config.json" mf train "$S9/$arm.toml" --set threads=1 --set progress=false
+done
+step compare "$S9/comparison.md" mf synth compare "$S9"
+# Yardstick: the baseline again with seed 1 (another initialisation and data order, same data).
+step train-without-seed1 "$S9/without-seed1/model/config.json" mf train "$S9/without.toml" --set seed=1 \
+  --set "out_dir=$S9/without-seed1" --set threads=1 --set progress=false
+step compare-seeds "$S9/comparison-without-vs-without-seed1.md" mf synth compare "$S9" --arms without,without-seed1
+echo "end $(date -u +%FT%TZ)" >> "$OUT/times.log"
+cat "$OUT/yields.md" "$S9/comparison.md" "$S9/comparison-without-vs-without-seed1.md"
