@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mathforge.seeds import t975
+from mathforge.train.objectives.difficulty import level_of
 
 INSTRUCTION = "Solve each problem step by step and end with the final answer."
 
@@ -40,7 +41,7 @@ class DifficultyConfig:
     max_samples: int = 64
     moe_target: float = 0.15
     levels: int = 5
-    level_rule: str = "orig"  # "orig" (released data) | "report"
+    level_rule: str = "code"  # "code" (the released code and data) | "report"
     context_tokens: int = 4096  # the base model's training context; exemplars fill up to half of it
     drop_crossing_exemplar: bool = False
     seed: int = 0
@@ -51,17 +52,8 @@ class DifficultyConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(self, name)!r}")
         if not 0 < self.temperature:
             raise ValueError(f"--temperature must be > 0 for sampling, got {self.temperature}")
-        if self.level_rule not in ("orig", "report"):
-            raise ValueError(f"--level-rule must be 'orig' or 'report', got {self.level_rule!r}")
-
-
-def level(err: float, levels: int = 5, rule: str = "orig") -> int:
-    """Difficulty level of an error rate (check values, orig: 0->1, .2->1, .2308->2, .5->3, .7->4, .9143->5, 1->5)."""
-    if not 0.0 <= err <= 1.0:
-        raise ValueError(f"error rate must be in [0, 1], got {err}")
-    if rule == "report":
-        return math.floor(levels * err)
-    return 1 if err == 0 else math.floor(levels * err - 1e-6) + 1
+        if self.level_rule not in ("code", "report"):
+            raise ValueError(f"--level-rule must be 'code' or 'report', got {self.level_rule!r}")
 
 
 def margin_of_error(p: float, n: int) -> float:
@@ -165,6 +157,6 @@ def estimate(engine, data: str | Path, out: str | Path, cfg: DifficultyConfig = 
                     break
             err = 1 - correct / n
             f.write(json.dumps({**rec, "source_line": lines[i], "n_samples": n, "n_correct": correct, "err_rate": err,
-                                "difficulty_level": level(err, cfg.levels, cfg.level_rule)}) + "\n")
+                                "difficulty_level": level_of(err, cfg.levels, cfg.level_rule)}) + "\n")
             f.flush()
     return path

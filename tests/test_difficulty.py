@@ -9,13 +9,14 @@ import math
 
 import pytest
 
-from mathforge.difficulty import DifficultyConfig, level, margin_of_error, split_exemplars
+from mathforge.difficulty import DifficultyConfig, margin_of_error, split_exemplars
+from mathforge.train.objectives.difficulty import level_of as level
 
 
 def test_level_rule_check_values():
     checks = {0.0: 1, 0.2: 1, 0.2308: 2, 0.5: 3, 0.7: 4, 0.9143: 5, 1.0: 5}
     assert {e: level(e) for e in checks} == checks
-    assert [level(e, rule="report") for e in (0.0, 0.2, 0.5, 0.9143, 1.0)] == [0, 1, 2, 4, 5]
+    assert [level(e, formula="report") for e in (0.0, 0.2, 0.5, 0.9143, 1.0)] == [0, 1, 2, 4, 5]
     with pytest.raises(ValueError):
         level(1.5)
 

@@ -24,7 +24,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--context-tokens", type=int, default=4096,
                    help="the base model's training context; exemplars fill up to half of it (4096)")
     p.add_argument("--drop-crossing-exemplar", action="store_true")
-    p.add_argument("--level-rule", choices=("orig", "report"), default="orig")
+    p.add_argument("--level-rule", choices=("code", "report"), default="code")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
 

@@ -99,15 +99,20 @@ class SharedPrefixCache(Cache):
 
 
 @contextlib.contextmanager
-def shared_prefix_attention(model):
-    """Route the model's attention through `shared_prefix_forward` while decoding."""
+def attention_implementation(model, name: str):
+    """Route the model's attention through the registered attention function `name` for the duration."""
     config = model.config.get_text_config(decoder=True)
     previous = config._attn_implementation
-    config._attn_implementation = ATTN_NAME
+    config._attn_implementation = name
     try:
         yield
     finally:
         config._attn_implementation = previous
+
+
+def shared_prefix_attention(model):
+    """Route the model's attention through `shared_prefix_forward` while decoding."""
+    return attention_implementation(model, ATTN_NAME)
 
 
 def shared_prefix_forward(module, query, key, value, attention_mask, scaling=None, **kwargs):

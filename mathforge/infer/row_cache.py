@@ -25,13 +25,11 @@ padded cache of `stepwise.py`.
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from transformers import AttentionInterface
 from transformers.cache_utils import Cache, DynamicLayer
 
-from mathforge.infer.prefix_attention import _partial
+from mathforge.infer.prefix_attention import _partial, attention_implementation
 
 ATTN_NAME = "mathforge_rows"
 KWARG = "mathforge_rows"
@@ -147,16 +145,9 @@ class RowCache(Cache):
         return self.prefix_ok.shape[1] + self.layers[layer_idx].get_seq_length()
 
 
-@contextlib.contextmanager
 def row_attention(model):
     """Route the model's attention through `row_cache_forward` for the duration."""
-    config = model.config.get_text_config(decoder=True)
-    previous = config._attn_implementation
-    config._attn_implementation = ATTN_NAME
-    try:
-        yield
-    finally:
-        config._attn_implementation = previous
+    return attention_implementation(model, ATTN_NAME)
 
 
 def row_cache_forward(module, query, key, value, attention_mask, scaling=None, **kwargs):
