@@ -72,7 +72,7 @@ class ICoTKDEngine:
                              f"temperature={params.temperature}")
         ids = self.encode(prompts)
         for i, x in enumerate(ids):
-            if not x or self.tokenizer.decode(x[-1:]).strip() != "|":
+            if not x or not self.tokenizer.decode(x[-1:]).strip().endswith("|"):  # "|" or a merged "||"
                 raise ValueError(f"prompt {i} {prompts[i][-40:]!r} does not end with the question separator '||' "
                                  "that ICoT-KD substitutes at (use --style line)")
         out: list[list[Completion]] = []
