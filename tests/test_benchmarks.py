@@ -223,3 +223,20 @@ def test_either_answer_golds_keep_one_alternative():
     by_id = {p.id: p for p in load_benchmark("math")}
     assert by_id["2716"].answer == "(0,0)"
     assert by_id["414"].answer == "-2, 1"          # two boxes that are one answer stay joined
+
+
+@pytest.mark.parametrize(("line", "error"), [
+    ("1 2 * 3 4 #### 3 0 4", r"test.txt:2: line lacks the '\|\|' question/chain separator"),
+    ("1 2 * 3 4||3 6 4 0 4", r"test.txt:2: line lacks the '#### answer' marker"),
+    ("1 2 * 3 4||3 6 #### ", r"test.txt:2: empty answer after '####'"),
+])
+def test_icot_line_file_names_a_bad_line(tmp_path, monkeypatch, line, error):
+    """An implicit-CoT benchmark line without `||`, without `####` or with nothing after it is an
+    error naming file and line, before any generation."""
+    folder = tmp_path / "multiplication" / "4x4"
+    folder.mkdir(parents=True)
+    (folder / "test.txt").write_text("1 2 * 3 4||3 6 #### 3 0 4\n" + line + "\n")
+    monkeypatch.setenv("MATHFORGE_DATA", str(tmp_path))
+    with pytest.raises(ValueError, match=error):
+        load_benchmark("multiplication-4x4", "test")
+    assert load_benchmark("multiplication-4x4", "test", limit=1)[0].answer == "#### 3 0 4"

@@ -215,20 +215,34 @@ def test_coupled_stage_sends_gradients_into_both_modules(setup):
     assert out.shape == (2, ids.shape[1] + 3)
 
 
-def test_three_stages_on_the_loop_and_the_loader(tmp_path):
-    """Teacher -> student -> emulator -> coupled, each a folder; the coupled step moves both the
-    student and the emulator; `load_implicit` reassembles a model that answers with no CoT tokens."""
+@pytest.fixture(scope="module")
+def kd_stages(tmp_path_factory):
+    """Teacher -> student -> emulator -> coupled, each trained 6 steps on the loop into its own folder;
+    returns (the coupled stage's config, its finished `model/` folder)."""
+    from mathforge.train.loop import train
+
+    tmp = tmp_path_factory.mktemp("kd")
+    teacher = train(_kd_cfg(tmp, "sft"))
+    kd = {"teacher": str(teacher)}
+    student = train(_kd_cfg(tmp, "icot_kd_student", icot_kd=kd))
+    emulator = train(_kd_cfg(tmp, "icot_kd_emulator", icot_kd={**kd, "n_mix": 2}))
+
+    def coupled(out):
+        cfg = _kd_cfg(out, "icot_kd_coupled", icot_kd={**kd, "student": str(student), "emulator": str(emulator)})
+        cfg.model.init = str(student)
+        return cfg
+
+    return coupled(tmp / "fresh"), train(coupled(tmp))
+
+
+def test_three_stages_on_the_loop_and_the_loader(kd_stages):
+    """The coupled step moves both the student and the emulator; `load_implicit` reassembles a model
+    that answers with no CoT tokens."""
     from mathforge.models.icot_kd import implicit_generate
-    from mathforge.train.loop import _Run, train
+    from mathforge.train.loop import _Run
     from mathforge.train.objectives.icot_kd_coupled import load_implicit
 
-    teacher = train(_kd_cfg(tmp_path, "sft"))
-    kd = {"teacher": str(teacher)}
-    student = train(_kd_cfg(tmp_path, "icot_kd_student", icot_kd=kd))
-    emulator = train(_kd_cfg(tmp_path, "icot_kd_emulator", icot_kd={**kd, "n_mix": 2}))
-    coupled_cfg = _kd_cfg(tmp_path, "icot_kd_coupled", icot_kd={**kd, "student": str(student),
-                                                                 "emulator": str(emulator)})
-    coupled_cfg.model.init = str(student)
+    coupled_cfg, done = kd_stages
     run = _Run(coupled_cfg)
     lm_before = [p.detach().clone() for p in run.aux["emulator_lm"].parameters()]
     head_before = [p.detach().clone() for p in run.aux["emulator"].parameters()]
@@ -238,7 +252,6 @@ def test_three_stages_on_the_loop_and_the_loader(tmp_path):
                                  ("emulator head", head_before, run.aux["emulator"]),
                                  ("student", st_before, run.model)):
         assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True)), name
-    done = train(coupled_cfg)
     parts = load_implicit(done)
     tok = parts["tokenizer"]
     r = render(make_example(23, 45, 2), tok)
@@ -247,3 +260,44 @@ def test_three_stages_on_the_loop_and_the_loader(tmp_path):
                             torch.ones_like(ids), torch.tensor([r.prompt_len - 1]), max_new_tokens=20,
                             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     assert out.shape[1] > ids.shape[1]
+
+
+def test_mathforge_eval_runs_a_kd_result(kd_stages, tmp_path):
+    """`load_engine` turns a coupled stage's folder into the ICoT-KD engine, whose batched answers equal
+    `implicit_generate` run one prompt at a time (the slow obvious path), and `mathforge eval` grades
+    them like any other model's."""
+    import json
+
+    from mathforge.cli import main
+    from mathforge.data import load_benchmark
+    from mathforge.data.prompts import build_prompt, get_style
+    from mathforge.infer import ICoTKDEngine, SamplingParams, load_engine
+    from mathforge.models.icot_kd import implicit_generate
+
+    _, done = kd_stages
+    engine = load_engine(done, batch_size=3)
+    assert isinstance(engine, ICoTKDEngine)
+    problems = load_benchmark("multiplication-4x4", "test", limit=5)
+    prompts = [build_prompt(p.question, get_style("line"), benchmark="multiplication-4x4") for p in problems]
+    got = engine.generate(prompts, params=SamplingParams(max_new_tokens=12))
+    p, tok = engine.parts, engine.tokenizer
+    for prompt, (completion,) in zip(prompts, got, strict=True):
+        ids = torch.tensor([tok(prompt)["input_ids"]])
+        assert tok.decode(ids[0, -1:]) == "|"  # s1 = the prompt's last token, the end of `||`
+        seq = implicit_generate(p["emulator"], p["emulator_lm"], p["student"], p["mlps"], ids, torch.ones_like(ids),
+                                torch.tensor([ids.shape[1] - 1]), max_new_tokens=12, pad_token_id=tok.pad_token_id,
+                                eos_token_id=tok.eos_token_id)[0, ids.shape[1]:].tolist()
+        if tok.eos_token_id in seq:
+            seq = seq[: seq.index(tok.eos_token_id) + 1]
+        assert completion.token_ids == seq
+    with pytest.raises(ValueError, match="greedy with one sample"):
+        engine.generate(prompts[:1], n=2)
+    with pytest.raises(ValueError, match="does not end with the question separator"):
+        engine.generate(["1 2 * 3 4"])
+    out = tmp_path / "eval"
+    assert main(["eval", "--model", str(done), "--benchmark", "multiplication-4x4", "--style", "line", "--limit", "4",
+                 "--max-new-tokens", "12", "--out", str(out), "--quiet", "--workers", "1"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["benchmarks"]["multiplication-4x4"]["n_problems"] == 4
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["engine"] == "ICoTKDEngine"

@@ -244,6 +244,22 @@ def test_si_rejects_a_response_without_answer_mark(tmp_path):
         _Run(cfg)
 
 
+@pytest.mark.parametrize("line, error", [
+    ("1 2 * 3 4 3 6 #### 4 0 4", r"bad.txt:9: expected one '\|\|' separating input and target, found 0"),
+    ("1 2 * 3 4||3 6 4 0 4", r"bad.txt:9: icot_si needs responses 'cot #### answer'"),
+])
+def test_si_names_the_bad_line_of_a_text_file(tmp_path, line, error):
+    """A `||` line file with a line lacking `||` or `####` fails before training, naming file and line."""
+    from mathforge.train.loop import _Run
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1 2 * 3 4||3 6 #### 4 0 4\n" * 8 + line + "\n")
+    cfg = _recipe(tmp_path)
+    cfg.data.task, cfg.data.train_file, cfg.data.n_train = "file", str(bad), 9
+    with pytest.raises(ValueError, match=error):
+        _Run(cfg)
+
+
 def test_running_sum_term_gets_gradient_and_aux_probe(tmp_path):
     from mathforge.train.loop import _Run
 

@@ -88,25 +88,60 @@ def test_difficulty_objective_runs_in_the_loop(tmp_path, mode):
     assert rows[-1]["step"] == (3 if mode == "upsample" else 4)
 
 
+def _load_with_stand_ins(path, overrides, tmp_path):
+    """load_recipe; an input written by an earlier stage under `runs/` gets a stand-in file."""
+    import re
+
+    overrides = dict(overrides)
+    for _ in range(4):
+        try:
+            return load_recipe(path, overrides=overrides)
+        except FileNotFoundError as exc:
+            m = re.search(r": ([\w.]+)='(runs/[^']+)': no such file", str(exc))
+            assert m, exc                    # only earlier stages' outputs may be missing
+            stand_in = tmp_path / m.group(2).replace("/", "_")
+            stand_in.write_text("")
+            overrides[m.group(1)] = str(stand_in)
+    raise AssertionError(f"{path}: too many missing inputs")
+
+
 def test_shipped_recipes_validate(tmp_path):
     """Every shipped recipe loads. A stage recipe whose input is written by an earlier stage under
     `runs/` (the TSMC experiment's value data) names that file in its error; it then validates
     with a stand-in file in its place (the command that chains the stages passes the real one)."""
-    import re
-
     for path in sorted((REPO / "recipes").glob("*.toml")):
-        overrides = {}
-        for _ in range(4):
-            try:
-                cfg = load_recipe(path, overrides=overrides)
-                break
-            except FileNotFoundError as exc:
-                m = re.search(r": ([\w.]+)='(runs/[^']+)': no such file", str(exc))
-                assert m, exc                    # only earlier stages' outputs may be missing
-                stand_in = tmp_path / m.group(2).replace("/", "_")
-                stand_in.write_text("")
-                overrides[m.group(1)] = str(stand_in)
+        cfg = _load_with_stand_ins(path, {}, tmp_path)
         assert cfg.optim.max_steps > 0 or cfg.optim.epochs > 0, path
+
+
+def test_recipe_header_commands_validate(tmp_path):
+    """The `mathforge train RECIPE --set ...` commands written in recipe headers (full-size GPU
+    settings beside a reduced recipe) name their own recipe and give a valid config."""
+    import shlex
+
+    from mathforge.train.config import parse_override
+
+    seen = 0
+    for path in sorted((REPO / "recipes").glob("*.toml")):
+        header = [ln.lstrip("# ") for ln in path.read_text().splitlines() if ln.startswith("#")]
+        commands, tail = [], ""
+        for line in header:  # a trailing backslash continues a command on the next comment line
+            tail = f"{tail} {line}" if tail else line
+            if tail.endswith("\\"):
+                tail = tail[:-1]
+            else:
+                commands.append(tail)
+                tail = ""
+        for line in commands:
+            if "mathforge train" not in line or "--set" not in line:
+                continue
+            args = shlex.split(line.split("mathforge train", 1)[1])
+            assert args[0] == f"recipes/{path.name}", (path, args[0])
+            sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+            cfg = _load_with_stand_ins(path, dict(parse_override(s) for s in sets), tmp_path)
+            assert cfg.optim.max_steps > 0 or cfg.optim.epochs > 0, path
+            seen += 1
+    assert seen >= 5  # the ICoT recipes' GPU settings at least
 
 
 def test_quickstart_tiny_budget_writes_report(tmp_path):

@@ -11,7 +11,7 @@ import importlib
 _EXPORTS = {
     "SamplingParams": "types", "Completion": "types", "Engine": "types", "cut_at_stop": "types",
     "HFEngine": "hf_engine", "VLLMEngine": "vllm_engine", "OpenAIEngine": "openai_engine",
-    "load_engine": "loading",
+    "ICoTKDEngine": "icot_kd_engine", "load_engine": "loading",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -6,6 +6,7 @@
 | a pretrained name, e.g. `smollm2-135m-instruct` | `HFEngine` over the cached conversion (models/pretrained.py) |
 | `openai:URL#MODEL` (`openai-chat:` for /v1/chat/completions) | `OpenAIEngine`; without `#MODEL` the server's only model |
 | `vllm:PATH` | `VLLMEngine` (needs vllm) |
+| the `model/` folder of an ICoT-KD coupled stage | `ICoTKDEngine` (emulator + student, no CoT tokens) |
 
 Keyword arguments go to the engine's constructor (e.g. `chat=True`, `batch_size=64`).
 """
@@ -34,6 +35,10 @@ def load_engine(spec: str | Path, **kw) -> Engine:
         folder = resolve_model(path)
     else:
         folder = _existing(path, spec)  # checked before importing torch: a typo fails fast
+        from mathforge.infer.icot_kd_engine import ICoTKDEngine, is_icot_kd_folder
+
+        if is_icot_kd_folder(folder):  # an implicit-CoT (KD) result: emulator + student
+            return ICoTKDEngine.from_folder(folder, **kw)
         from mathforge.models.loading import check_model_folder
 
         if folder.is_dir():  # a run folder given for its model/: say so (a .gguf file is checked later)

@@ -80,6 +80,8 @@ def read_examples(path: str | Path, template: str = "{question}\n", keys: tuple[
         raise FileNotFoundError(f"data file {path}: no such file")
     if path.suffix == ".txt":
         out = load_icot_file(path)
+        for ex in out:  # errors about an example name its file and line, as for JSONL
+            ex.meta["id"] = f"{path}:{ex.meta['line']}"
     else:
         from mathforge.data.files import iter_jsonl
 
