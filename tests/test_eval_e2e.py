@@ -174,7 +174,10 @@ def test_ctrl_c_mid_run_says_how_to_resume(model_dir, runs, tmp_path):
     cmd = [sys.executable, "-m", "mathforge", *_eval_args(str(model_dir), "tora", out, "--batch-size", "1")]
     # a Ctrl-C (SIGINT, sent by the run to itself right after its second append: fault injection)
     env = {**_env(), "MATHFORGE_TEST_KILL_AFTER_WRITES": "2", "MATHFORGE_TEST_KILL_SIGNAL": "INT"}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    # A shell that starts jobs in the background (no job control) makes them ignore SIGINT, and Python
+    # then keeps ignoring it: give the run the default disposition, as a terminal would.
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.returncode == 130, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert "mathforge eval: interrupted" in proc.stderr and "run the same command again to resume" in proc.stderr
