@@ -74,35 +74,31 @@ class SplitStore(_Store):
         self.cache.keep(idx)
 
     def feed(self, crow: list[int], tokens: list[list[int]]) -> torch.Tensor:
-        """Cache rows `crow` read `tokens` (one list each). Decoding (one token each) runs every
-        cache row (unfed ones compute an unread result); chunks run only the fed rows."""
+        """Cache rows `crow` read `tokens` (one list each). Decoding (one token each, most rows)
+        runs every cache row (unfed ones compute an unread result); chunks run only the fed rows,
+        packed into one sequence so the linear layers see no padding."""
         n = len(self.owner)
         if all(len(t) == 1 for t in tokens) and 2 * len(crow) > n:
-            rows = torch.arange(n, device=self.device)
-            ids = torch.full((n, 1), self.pad_id, device=self.device)  # [C, 1]
-            n_new = torch.zeros(n, dtype=torch.long, device=self.device)
             at = torch.tensor(crow, device=self.device)
+            ids = torch.full((n, 1), self.pad_id, device=self.device)  # [C, 1]
             ids[at, 0] = torch.tensor([t[0] for t in tokens], device=self.device)
+            n_new = torch.zeros(n, dtype=torch.long, device=self.device)
             n_new[at] = 1
-        else:  # a chunk per row, packed into one sequence: the linear layers see no padding
-            rows = torch.tensor(crow, device=self.device)
-            ids = torch.tensor([t for ts in tokens for t in ts], device=self.device)[None]  # [1, N]
-            n_new = torch.tensor([len(t) for t in tokens], device=self.device)  # [A]
-            positions, placeholder = self.cache.prepare(rows, n_new, int(n_new.max()), packed=True)
-            with row_attention(self.model):
-                out = self.model(input_ids=ids, attention_mask=placeholder, position_ids=positions, cache=self.cache,
-                                 use_cache=True, **{KWARG: self.cache})
-            self.cache.finish_call()
-            last = n_new.cumsum(0) - 1  # [A] each row's last token in the packed sequence
-            logits = out.logits[0, last]  # [A, V] or [A]
-            return logits.float()
-        positions, placeholder = self.cache.prepare(rows, n_new, 1)
-        kw = {"logits_to_keep": 1} if self.lm else {}
+            out = self._forward(ids, torch.arange(n, device=self.device), n_new, packed=False)
+            return self._output(out, torch.zeros_like(n_new))[at]
+        ids = torch.tensor([t for ts in tokens for t in ts], device=self.device)[None]  # [1, N]
+        n_new = torch.tensor([len(t) for t in tokens], device=self.device)  # [A]
+        out = self._forward(ids, torch.tensor(crow, device=self.device), n_new, packed=True)
+        return out.logits[0, n_new.cumsum(0) - 1].float()  # [A, V] or [A]: at each row's last token
+
+    def _forward(self, ids: torch.Tensor, rows: torch.Tensor, n_new: torch.Tensor, *, packed: bool):
+        positions, placeholder = self.cache.prepare(rows, n_new, int(n_new.max()) if packed else 1, packed=packed)
+        kw = {"logits_to_keep": 1} if self.lm and not packed else {}
         with row_attention(self.model):
             out = self.model(input_ids=ids, attention_mask=placeholder, position_ids=positions, cache=self.cache,
                              use_cache=True, **{KWARG: self.cache}, **kw)
         self.cache.finish_call()
-        return self._output(out, torch.zeros_like(n_new))[at]
+        return out
 
 
 class _GrowingLayer(DynamicLayer):
