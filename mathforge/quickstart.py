@@ -101,7 +101,7 @@ def plot_accuracy(results: dict[str, dict[str, Any]], png: Path) -> Path:
 
 
 def write_report(out_dir: Path, results: dict[str, dict[str, Any]], configs: dict[str, Any], seconds: dict[str, float],
-                 n_params: int) -> Path:
+                 n_params: int, vote: dict[str, Any] | None = None) -> Path:
     cfg = configs["sft"]
     lines = [
         "# mathforge quickstart: SFT vs Masked Thought fine-tuning",
@@ -134,6 +134,7 @@ def write_report(out_dir: Path, results: dict[str, dict[str, Any]], configs: dic
         "![accuracy](accuracy.png)",
         "",
         "![loss curves](loss_curves.png)",
+        *(_vote_lines(vote) if vote else []),
         "",
         "Grading: greedy decoding, answer extracted with `mathforge.grading.extract_answer` and compared with "
         "`is_equivalent`. Per-problem outputs: `sft/eval_samples.jsonl`, `mft/eval_samples.jsonl`; configs: "
@@ -177,12 +178,53 @@ def quickstart(out_dir: str | Path = "runs/quickstart", *, steps: int | None = N
     plot_accuracy(results, out_dir / "accuracy.png")
     plot_loss_curves({n: Path(c.out_dir) / "metrics.jsonl" for n, c in configs.items()}, out_dir / "loss_curves.png",
                      title="SFT vs MFT: training (solid) and held-out (dashed) loss")
-    (out_dir / "summary.json").write_text(json.dumps({"results": results, "seconds": seconds}, indent=1))
+    vote = sample_and_vote(configs["sft"], done["sft"][0], out_dir / "vote")
+    (out_dir / "summary.json").write_text(json.dumps({"results": results, "seconds": seconds, "vote": vote}, indent=1))
     from mathforge.train_report import write_train_report
 
     write_train_report([c.out_dir for c in configs.values()], out_dir=out_dir / "training",
                        title="mathforge quickstart: SFT and MFT training runs")
-    return write_report(out_dir, results, configs, seconds, n_params)
+    return write_report(out_dir, results, configs, seconds, n_params, vote)
+
+
+def _vote_lines(v: dict[str, Any]) -> list[str]:
+    def pct(x: float) -> str:
+        return f"{100 * x:.1f}%"
+
+    def ci(key: str) -> str:
+        return f"[{100 * v[key][0]:.1f}, {100 * v[key][1]:.1f}]"
+
+    return ["", f"## What sampling adds (SFT model, {v['n']} samples at temperature {v['temperature']}, "
+            f"{v['n_problems']} held-out problems)", "",
+            "| | accuracy | 95% CI |", "|---|---|---|",
+            f"| one sample (mean over the {v['n']}) | {pct(v['sample_accuracy'])} | |",
+            f"| majority vote over grader classes (maj@{v['n']}) | {pct(v['maj'])} | {ci('maj_ci95_wilson')} |",
+            f"| any sample right (pass@{v['n']}, what a perfect verifier could pick) | {pct(v['pass'])} | "
+            f"{ci('pass_ci95_wilson')} |", "",
+            "The gap between maj@n and pass@n is what a learned verifier or value-guided search "
+            "(`mathforge eval --strategy bon|wvote|tsmc`, `mathforge tsmc-experiment`) can try to close. "
+            "Outputs: `vote/outputs.jsonl`."]
+
+
+def sample_and_vote(cfg: Any, model_folder: Path, out: Path, n: int = 8, temperature: float = 0.7) -> dict[str, Any]:
+    """What sampling adds to the SFT model on the same held-out problems: `n` samples at
+    `temperature` through `mathforge eval` (task source, raw style), majority vote over grader
+    classes (maj@n) and the oracle bound pass@n, each with its Wilson interval."""
+    from mathforge.evaluate import EvalConfig, evaluate
+    from mathforge.grading.metrics import wilson_interval
+
+    name = f"task:{cfg.data.task}"
+    ecfg = EvalConfig(model=str(model_folder), benchmarks=[name], out_dir=str(out), style="raw", n=n,
+                      temperature=temperature, max_new_tokens=cfg.eval.max_new_tokens, limit=cfg.eval.n_problems,
+                      task_seed=cfg.seed, task_args=dict(cfg.data.task_args), ks=[1, n], workers=1, seed=cfg.seed)
+    m = evaluate(ecfg, progress=False)["benchmarks"][name]
+    total = m["n_problems"]
+    row = {"n": n, "temperature": temperature, "n_problems": total, "sample_accuracy": m["sample_accuracy"],
+           "first_sample_accuracy": m["accuracy"]}
+    for key, value in (("maj", m["maj_at_k"][str(n)]), ("pass", m["pass_at_k"][str(n)])):
+        row[key] = value
+        row[f"{key}_ci95_wilson"] = list(wilson_interval(round(value * total), total))
+    return row
 
 
 def _timed_train(cfg: Any) -> tuple[Path, float]:

@@ -158,6 +158,9 @@ def test_quickstart_tiny_budget_writes_report(tmp_path):
     assert set(summary["results"]) == {"sft", "mft"} and summary["results"]["mft"]["n_problems"] == 16
     training = (tmp_path / "qs" / "training" / "report.md").read_text()  # both runs' training report
     assert "| sft | sft |" in training and "| mft | mft |" in training and "training/report.html" in text
+    vote = summary["vote"]  # what sampling adds: maj@8 and pass@8 over the same held-out problems
+    assert vote["n"] == 8 and vote["n_problems"] == 16 and 0 <= vote["maj"] <= vote["pass"] <= 1
+    assert "maj@8" in text and "pass@8" in text
 
 
 def test_read_examples_keeps_a_line_separator_inside_a_json_string(tmp_path):
