@@ -45,6 +45,11 @@ class DifficultyConfig:
     context_tokens: int = 4096  # the base model's training context; exemplars fill up to half of it
     drop_crossing_exemplar: bool = False
     seed: int = 0
+    # how an exemplar and the question are written: "{question}" is filled, and an exemplar continues
+    # with its response and a blank line; the default suits pretrained models, a model trained from
+    # scratch wants its own training layout (e.g. "{question}\n")
+    template: str = "Question: {question}\nAnswer:"
+    instruction: str = INSTRUCTION  # put before the exemplars ("" for none)
 
     def __post_init__(self) -> None:
         for name in ("k", "max_new_tokens", "batch", "max_samples", "levels", "context_tokens"):
@@ -52,6 +57,8 @@ class DifficultyConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(self, name)!r}")
         if not 0 < self.temperature:
             raise ValueError(f"--temperature must be > 0 for sampling, got {self.temperature}")
+        if "{question}" not in self.template:
+            raise ValueError(f"--template must contain {{question}}, got {self.template!r}")
         if self.level_rule not in ("code", "report"):
             raise ValueError(f"--level-rule must be 'code' or 'report', got {self.level_rule!r}")
 
@@ -75,8 +82,16 @@ def _fields(rec: dict[str, Any], where: str) -> tuple[str, str, str]:
     return q, r, gold
 
 
-def shot(question: str, response: str | None = None) -> str:
-    return f"Question: {question}\nAnswer:" + (f" {response}\n\n" if response is not None else "")
+def shot(question: str, response: str | None = None, template: str = "Question: {question}\nAnswer:") -> str:
+    """One exemplar (with its response) or the question to answer (without)."""
+    head = template.replace("{question}", question)
+    if response is None:
+        return head
+    return head + ("" if head.endswith(("\n", " ")) else " ") + response + "\n\n"
+
+
+def _head(cfg: DifficultyConfig) -> str:
+    return cfg.instruction + "\n\n" if cfg.instruction else ""
 
 
 def split_exemplars(records: list[dict[str, Any]], count_tokens, cfg: DifficultyConfig
@@ -92,10 +107,10 @@ def split_exemplars(records: list[dict[str, Any]], count_tokens, cfg: Difficulty
     for source, idx in by_source.items():
         order = list(idx)
         rng.shuffle(order)
-        used, chosen = count_tokens(INSTRUCTION + "\n\n"), []
+        used, chosen = count_tokens(_head(cfg)), []
         for i in order[:-1]:  # at least one example of each source stays for training
             q, r, _ = _fields(records[i], f"record {i}")
-            used += count_tokens(shot(q, r))
+            used += count_tokens(shot(q, r, cfg.template))
             chosen.append(i)
             if used > budget:
                 if cfg.drop_crossing_exemplar:
@@ -131,7 +146,7 @@ def estimate(engine, data: str | Path, out: str | Path, cfg: DifficultyConfig = 
         for source, ids in exemplars.items():
             for i in ids:
                 f.write(json.dumps({**records[i], "source": source, "source_line": lines[i]}) + "\n")
-    heads = {source: INSTRUCTION + "\n\n" + "".join(shot(*_fields(records[i], "")[:2]) for i in ids)
+    heads = {source: _head(cfg) + "".join(shot(*_fields(records[i], "")[:2], cfg.template) for i in ids)
              for source, ids in exemplars.items()}
     path = out / "difficulty.jsonl"
     done = {json.loads(x)["source_line"] for x in path.read_text().splitlines() if x.strip()} if path.exists() else set()
@@ -141,7 +156,7 @@ def estimate(engine, data: str | Path, out: str | Path, cfg: DifficultyConfig = 
                 continue
             rec = records[i]
             q, _, gold = _fields(rec, "")
-            prompt = heads[str(rec.get("source", ""))] + shot(q)
+            prompt = heads[str(rec.get("source", ""))] + shot(q, template=cfg.template)
             n = correct = 0
             while True:
                 want = cfg.batch if cfg.adaptive else cfg.k

@@ -81,3 +81,14 @@ def test_estimate_end_to_end_feeds_the_difficulty_objective(tmp_path):
     assert all(json.loads(x)["n_samples"] in (8, 16) for x in ad.read_text().splitlines())
     # the CLI refuses bad settings before loading anything
     assert main(["difficulty", str(data), "--model", "no/such/folder", "--out", str(tmp_path / "x"), "--k", "0"]) == 2
+
+
+def test_shot_template_writes_exemplars_in_the_models_own_layout():
+    from mathforge.difficulty import shot
+
+    assert shot("What is 2+2?", "4") == "Question: What is 2+2?\nAnswer: 4\n\n"
+    assert shot("What is 2+2?") == "Question: What is 2+2?\nAnswer:"
+    assert shot("Compute: 2 + 2", "2 + 2 = 4\n#### 4", "{question}\n") == "Compute: 2 + 2\n2 + 2 = 4\n#### 4\n\n"
+    assert shot("Compute: 2 + 2", template="{question}\n") == "Compute: 2 + 2\n"
+    with pytest.raises(ValueError, match="question"):
+        DifficultyConfig(template="no placeholder")

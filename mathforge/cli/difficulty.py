@@ -26,16 +26,22 @@ def add_parser(subparsers) -> None:
     p.add_argument("--drop-crossing-exemplar", action="store_true")
     p.add_argument("--level-rule", choices=("code", "report"), default="code")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--template", default="Question: {question}\nAnswer:",
+                   help="how exemplars and the question are written ({question} is filled); a model trained "
+                        "from scratch wants its own layout, e.g. '{question}\\n'")
+    p.add_argument("--no-instruction", action="store_true", help="no instruction line before the exemplars")
     p.add_argument("--batch-size", type=int, default=32)
 
 
 def run(args: argparse.Namespace) -> int:
+    from mathforge.difficulty import INSTRUCTION as DIFF_INSTRUCTION
     from mathforge.difficulty import DifficultyConfig, estimate
 
     cfg = DifficultyConfig(k=args.k, adaptive=args.adaptive, temperature=args.temperature,
                            max_new_tokens=args.max_new_tokens, context_tokens=args.context_tokens,
                            drop_crossing_exemplar=args.drop_crossing_exemplar, level_rule=args.level_rule,
-                           seed=args.seed)
+                           seed=args.seed, template=args.template.replace("\\n", "\n"),
+                           instruction="" if args.no_instruction else DIFF_INSTRUCTION)
     if not args.data.is_file():
         raise ValueError(f"{args.data}: no such file")
     from mathforge.infer.loading import load_engine
