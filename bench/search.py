@@ -135,7 +135,7 @@ def main() -> None:
                                  max_new_tokens=params.max_new_tokens, num_return_sequences=args.n,
                                  pad_token_id=tok.pad_token_id)[:, enc.input_ids.shape[1]:]  # [P * n, new]
         eos = tok.eos_token_id
-        return [[type("C", (), {"n_tokens": r.index(eos) + 1 if eos in r else len(r)})] for r in out.tolist()]
+        return sum(r.index(eos) + 1 if eos in r else len(r) for r in out.tolist())  # generated tokens
 
     sides = {"hf_generate": hf_generate, "sample_engine": lambda: engine.generate(prompts, n=args.n, params=params),
              "sample_step": lambda: search("sample"), "tsmc": lambda: search("tsmc"),
@@ -146,7 +146,10 @@ def main() -> None:
             t, c, res = timed(fn)
             row = rows[name]
             row["seconds"], row["cpu_seconds"] = min(row["seconds"], t), min(row["cpu_seconds"], c)
-            if name in ("sample_engine", "hf_generate"):
+            if name == "hf_generate":
+                row["generated_tokens"] = res
+                continue
+            if name == "sample_engine":
                 row["generated_tokens"] = sum(c.n_tokens for r in res for c in r)
                 continue
             row["generated_tokens"] = sum(r.cost["generated_tokens"] for r in res)

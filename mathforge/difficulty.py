@@ -32,7 +32,7 @@ INSTRUCTION = "Solve each problem step by step and end with the final answer."
 
 
 @dataclass(frozen=True)
-class DifficultyConfig:
+class EstimateConfig:
     k: int = 16
     temperature: float = 0.7
     max_new_tokens: int = 256
@@ -90,11 +90,11 @@ def shot(question: str, response: str | None = None, template: str = "Question: 
     return head + ("" if head.endswith(("\n", " ")) else " ") + response + "\n\n"
 
 
-def _head(cfg: DifficultyConfig) -> str:
+def _head(cfg: EstimateConfig) -> str:
     return cfg.instruction + "\n\n" if cfg.instruction else ""
 
 
-def split_exemplars(records: list[dict[str, Any]], count_tokens, cfg: DifficultyConfig
+def split_exemplars(records: list[dict[str, Any]], count_tokens, cfg: EstimateConfig
                     ) -> tuple[dict[str, list[int]], list[int]]:
     """Per source, the indices of its exemplars (random order, until instruction + exemplars first
     exceed half the context), and the indices left for training."""
@@ -121,7 +121,7 @@ def split_exemplars(records: list[dict[str, Any]], count_tokens, cfg: Difficulty
     return exemplars, [i for i in range(len(records)) if i not in taken]
 
 
-def estimate(engine, data: str | Path, out: str | Path, cfg: DifficultyConfig = DifficultyConfig()) -> Path:
+def estimate(engine, data: str | Path, out: str | Path, cfg: EstimateConfig = EstimateConfig()) -> Path:
     """Annotate every training record of `data` (JSONL) with its base-model pass rate and level."""
     from mathforge.data.files import iter_jsonl
     from mathforge.grading import extract_answer, grade

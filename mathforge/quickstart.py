@@ -63,20 +63,6 @@ def run_configs(out_dir: Path, *, steps: int | None = None, seed: int = 0, resum
     return configs
 
 
-def _final_eval(metrics_path: Path) -> dict[str, Any]:
-    from mathforge.train.logging import read_metrics
-
-    rows = read_metrics(metrics_path)
-    evals = [r for r in rows if "eval_accuracy" in r]
-    trains = [r for r in rows if "loss" in r]
-    if not evals:
-        raise ValueError(f"{metrics_path}: no final evaluation recorded")
-    last = evals[-1]
-    return {"accuracy": last["eval_accuracy"], "ci95_wilson": last["eval_ci95_wilson"],
-            "n_problems": last["eval_n_problems"], "eval_loss": last["eval_loss"], "train_loss": trains[-1]["loss"] if trains else None,
-            "tok_per_s": trains[-1].get("tok_per_s") if trains else None, "steps": last["step"]}
-
-
 def plot_accuracy(results: dict[str, dict[str, Any]], png: Path) -> Path:
     import matplotlib
 
@@ -152,7 +138,7 @@ def write_report(out_dir: Path, results: dict[str, dict[str, Any]], configs: dic
 def quickstart(out_dir: str | Path = "runs/quickstart", *, steps: int | None = None, seed: int = 0,
                resume: bool = True, overrides: dict[str, Any] | None = None) -> Path:
     """Train SFT and MFT, evaluate both, write the report; returns the path of report.md."""
-    from mathforge.train.logging import plot_loss_curves
+    from mathforge.train.logging import final_eval, plot_loss_curves
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -173,7 +159,7 @@ def quickstart(out_dir: str | Path = "runs/quickstart", *, steps: int | None = N
     if previous.is_file():  # a finished run was reused (no training): keep the time it took then
         old = json.loads(previous.read_text()).get("seconds", {})
         seconds = {n: old.get(n, s) if s < 5.0 else s for n, s in seconds.items()}
-    results = {name: _final_eval(Path(cfg.out_dir) / "metrics.jsonl") for name, cfg in configs.items()}
+    results = {name: final_eval(Path(cfg.out_dir) / "metrics.jsonl") for name, cfg in configs.items()}
     n_params = _count_params(done["sft"][0])
     plot_accuracy(results, out_dir / "accuracy.png")
     plot_loss_curves({n: Path(c.out_dir) / "metrics.jsonl" for n, c in configs.items()}, out_dir / "loss_curves.png",

@@ -70,19 +70,13 @@ def paired(base: list[float], variant: list[float]) -> dict[str, Any]:
     return out
 
 
-def final_eval(run_dir: Path) -> dict[str, Any]:
-    """A finished run's last in-loop evaluation (accuracy, Wilson interval, problems)."""
-    from mathforge.quickstart import _final_eval
-
-    return _final_eval(Path(run_dir) / "metrics.jsonl")
-
-
 def run_seeds(recipe: str | Path, seeds: list[int], out: str | Path, *, overrides: dict[str, Any] | None = None,
               compare: dict[str, Any] | None = None, metric: str = "accuracy", jobs: int = 1) -> dict[str, Any]:
     """Train `recipe` once per seed (arm `base`) and, with `compare`, once more per seed with those
     overrides (arm `variant`); returns and writes the summary. `jobs` > 1 trains that many runs at
     once, one single-threaded process each."""
     from mathforge.train.config import load_recipe
+    from mathforge.train.logging import final_eval
     from mathforge.train.loop import train
 
     if jobs < 1:
@@ -111,7 +105,7 @@ def run_seeds(recipe: str | Path, seeds: list[int], out: str | Path, *, override
             train(cfg)
     runs: dict[str, dict[int, Any]] = {arm: {} for arm in arms}
     for (arm, s), cfg in configs.items():
-        runs[arm][s] = final_eval(Path(cfg.out_dir))
+        runs[arm][s] = final_eval(Path(cfg.out_dir) / "metrics.jsonl")
     result: dict[str, Any] = {
         "recipe": str(recipe), "seeds": list(seeds), "overrides": arms["base"], "compare": compare or {},
         "metric": metric, "runs": {arm: {str(s): r for s, r in by.items()} for arm, by in runs.items()},

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from mathforge.difficulty import DifficultyConfig, margin_of_error, split_exemplars
+from mathforge.difficulty import EstimateConfig, margin_of_error, split_exemplars
 from mathforge.train.objectives.difficulty import level_of as level
 
 
@@ -34,14 +34,14 @@ def test_exemplars_are_drawn_per_source_until_half_the_context_and_leave_trainin
         return len(text.split())
 
     # instruction (12 words) + shots of 7 words: half of 40 = 20 is first exceeded by the second shot
-    cfg = DifficultyConfig(context_tokens=40, seed=1)
+    cfg = EstimateConfig(context_tokens=40, seed=1)
     ex, train = split_exemplars(recs, words, cfg)
     assert len(ex["a"]) == 2 and len(ex["b"]) == 2
     assert all(recs[i]["source"] == "a" for i in ex["a"]) and all(recs[i]["source"] == "b" for i in ex["b"])
     assert sorted(train + ex["a"] + ex["b"]) == list(range(9)) and not set(train) & set(ex["a"] + ex["b"])
-    ex2, _ = split_exemplars(recs, words, DifficultyConfig(context_tokens=40, seed=1, drop_crossing_exemplar=True))
+    ex2, _ = split_exemplars(recs, words, EstimateConfig(context_tokens=40, seed=1, drop_crossing_exemplar=True))
     assert ex2["a"] == ex["a"][:1]  # the crossing exemplar dropped instead
-    big, train_big = split_exemplars(recs, words, DifficultyConfig(context_tokens=10_000))
+    big, train_big = split_exemplars(recs, words, EstimateConfig(context_tokens=10_000))
     assert len(big["b"]) == 2 and len(train_big) == 2  # one example of each source always stays for training
 
 
@@ -59,7 +59,7 @@ def test_estimate_end_to_end_feeds_the_difficulty_objective(tmp_path):
                                         "source": "s"}) + "\n" for i in range(5)))
     tok = tiny_tokenizer()
     engine = HFEngine(tiny_model(tok), tok)
-    cfg = DifficultyConfig(k=4, max_new_tokens=8, context_tokens=60)
+    cfg = EstimateConfig(k=4, max_new_tokens=8, context_tokens=60)
     path = estimate(engine, data, tmp_path / "out", cfg)
     rows = [json.loads(x) for x in path.read_text().splitlines()]
     exemplars = [json.loads(x) for x in (tmp_path / "out" / "exemplars.jsonl").read_text().splitlines()]
@@ -76,7 +76,7 @@ def test_estimate_end_to_end_feeds_the_difficulty_objective(tmp_path):
     examples = read_examples(path)
     assert [e.difficulty for e in examples] == [float(r["difficulty_level"]) for r in rows]
     # adaptive sampling stops at the margin or the cap, in batches of 8
-    ad = estimate(engine, data, tmp_path / "ad", DifficultyConfig(adaptive=True, max_samples=16, max_new_tokens=4,
+    ad = estimate(engine, data, tmp_path / "ad", EstimateConfig(adaptive=True, max_samples=16, max_new_tokens=4,
                                                                    context_tokens=60))
     assert all(json.loads(x)["n_samples"] in (8, 16) for x in ad.read_text().splitlines())
     # the CLI refuses bad settings before loading anything
@@ -91,4 +91,4 @@ def test_shot_template_writes_exemplars_in_the_models_own_layout():
     assert shot("Compute: 2 + 2", "2 + 2 = 4\n#### 4", "{question}\n") == "Compute: 2 + 2\n2 + 2 = 4\n#### 4\n\n"
     assert shot("Compute: 2 + 2", template="{question}\n") == "Compute: 2 + 2\n"
     with pytest.raises(ValueError, match="question"):
-        DifficultyConfig(template="no placeholder")
+        EstimateConfig(template="no placeholder")

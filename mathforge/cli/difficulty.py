@@ -1,7 +1,7 @@
 """`mathforge difficulty DATA.jsonl --model PATH --out DIR [--k 16 | --adaptive] ...`: estimate each
 training example's difficulty for SDAT by sampling the base model with same-source exemplars.
 
-Thin: builds a `DifficultyConfig` (validated before any model loads), loads the engine, and calls
+Thin: builds a `EstimateConfig` (validated before any model loads), loads the engine, and calls
 `mathforge.difficulty.estimate`. The output file trains with `objective = "difficulty"`.
 """
 
@@ -35,9 +35,9 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mathforge.difficulty import INSTRUCTION as DIFF_INSTRUCTION
-    from mathforge.difficulty import DifficultyConfig, estimate
+    from mathforge.difficulty import EstimateConfig, estimate
 
-    cfg = DifficultyConfig(k=args.k, adaptive=args.adaptive, temperature=args.temperature,
+    cfg = EstimateConfig(k=args.k, adaptive=args.adaptive, temperature=args.temperature,
                            max_new_tokens=args.max_new_tokens, context_tokens=args.context_tokens,
                            drop_crossing_exemplar=args.drop_crossing_exemplar, level_rule=args.level_rule,
                            seed=args.seed, template=args.template.replace("\\n", "\n"),

@@ -63,6 +63,19 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def final_eval(metrics_path: Path) -> dict[str, Any]:
+    """A run's last in-loop evaluation (accuracy, Wilson interval, problems, losses, speed, step)."""
+    rows = read_metrics(metrics_path)
+    evals = [r for r in rows if "eval_accuracy" in r]
+    trains = [r for r in rows if "loss" in r]
+    if not evals:
+        raise ValueError(f"{metrics_path}: no final evaluation recorded")
+    last = evals[-1]
+    return {"accuracy": last["eval_accuracy"], "ci95_wilson": last["eval_ci95_wilson"],
+            "n_problems": last["eval_n_problems"], "eval_loss": last["eval_loss"], "train_loss": trains[-1]["loss"] if trains else None,
+            "tok_per_s": trains[-1].get("tok_per_s") if trains else None, "steps": last["step"]}
+
+
 def plot_loss_curves(runs: dict[str, Path], png: Path, *, title: str = "training loss") -> Path:
     """Train (solid) and eval (dashed, markers) loss against step for one or more runs."""
     import matplotlib
