@@ -179,8 +179,12 @@ def compare_arms(folder: str | Path, *, arms: tuple[str, str] = ARMS, n_boot: in
 
 def _final_metrics(run_dir: Path) -> dict[str, Any]:
     """Accuracy (Wilson CI) and the training summary from the loop's `metrics.jsonl`."""
+    from mathforge.train.logging import read_metrics
+
     path = run_dir / "metrics.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the run wrote no metrics")
+    rows = read_metrics(path)
     final = next((r for r in reversed(rows) if "eval_accuracy" in r), {})
     train = [r for r in rows if "loss" in r]
     return {"accuracy": final.get("eval_accuracy"), "ci95_wilson": final.get("eval_ci95_wilson"),
