@@ -23,8 +23,12 @@ lengths are geometric and particles wait on each other far more than a trained m
 it is `tsmc_over_hf_generate_time`); `reuse_speedup` = tsmc_reencode / tsmc
 (wall times, best of `--repeats` interleaved runs). CPU seconds of this process are printed beside
 them (`*_cpu`), which a loaded machine disturbs less than wall time. `value_share_of_tsmc`: the
-fraction of TSMC's wall time spent in value-model reads (a floor on the ratio: sampling cost plus
-that share can only be beaten by reading fewer value tokens).
+fraction of TSMC's wall time spent in value-model reads. `value_read_floor_s`: one plain forward of the
+value model over as many tokens as TSMC's value model read, packed into rows of 128 with no cache and
+no prefix: the least it costs to read those tokens once. `floor_ratio` = (fastest sampling, scaled to
+TSMC's generated tokens, + that floor) / fastest sampling: what TSMC would cost with zero attention
+over prefixes, zero bookkeeping and zero waiting at boundaries. A value model as large as the
+generator cannot take TSMC below it on this machine.
 Usage:
     python bench/search.py                         # trained nano generator (trains it on the first run)
     python bench/search.py --random                # untrained micro model, words as steps
@@ -99,6 +103,19 @@ def timed(fn):
     return time.perf_counter() - w, time.process_time() - c, out
 
 
+def value_read_floor(value, n_tokens: int, vocab: int, repeats: int, width: int = 128) -> float:
+    """Best-of-`repeats` wall seconds of one cache-free forward of `value` over `n_tokens` random ids."""
+    rows = max(1, round(n_tokens / width))
+    ids = torch.randint(0, vocab, (rows, width), generator=torch.Generator().manual_seed(0))  # [rows, width]
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            value(ids)
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="a trained generator folder (default: the bench's own)")
@@ -159,11 +176,14 @@ def main() -> None:
             if name.startswith("tsmc"):
                 groups = [g for r in res for g in r.extra["groups"]]
                 row["resamplings_per_group"] = sum(g["resamplings"] for g in groups) / len(groups)
+    floor_s = value_read_floor(value, rows["tsmc"]["value_tokens"], len(tok), args.repeats)
+
     def ratio(a: str, b: str, key: str = "seconds") -> float:
         return round(rows[a][key] / rows[b][key], 3)
 
     fast = min(("sample_engine", "sample_step"), key=lambda k: rows[k]["seconds"])
     fast_cpu = min(("sample_engine", "sample_step"), key=lambda k: rows[k]["cpu_seconds"])
+    print(f"value read floor: {floor_s:.2f} s for {rows['tsmc']['value_tokens']} tokens")
     for name, row in rows.items():
         print(f"{name:>14}: {row['seconds']:7.2f} s wall {row['cpu_seconds']:7.2f} s CPU  "
               f"{row['generated_tokens']:8.0f} generated tokens  {row.get('value_tokens', 0):8.0f} value tokens")
@@ -180,6 +200,9 @@ def main() -> None:
                "tsmc_over_engine_sampling_time": ratio("tsmc", "sample_engine"),
                "tsmc_over_hf_generate_time": ratio("tsmc", "hf_generate"),
                "reuse_speedup": ratio("tsmc_reencode", "tsmc"),
+               "value_read_floor_s": round(floor_s, 3),
+               "floor_ratio": round((rows[fast]["seconds"] * rows["tsmc"]["generated_tokens"]
+                                     / rows[fast]["generated_tokens"] + floor_s) / rows[fast]["seconds"], 3),
                "tsmc_over_sampling_cpu": ratio("tsmc", fast_cpu, "cpu_seconds"),
                "reuse_speedup_cpu": ratio("tsmc_reencode", "tsmc", "cpu_seconds")}
     print(json.dumps(summary))
