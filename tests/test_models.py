@@ -57,6 +57,18 @@ def test_unknown_preset_and_override_are_named(tok):
     assert set(PRESETS) == {"nano", "micro", "small"}
 
 
+def test_head_overrides_keep_multi_head_or_fail_before_training(tok):
+    # Found running a 2-layer, 4-head override of the 8-head `micro` preset: the key/value heads stayed
+    # at 8 and SDPA failed at the first step. Multi-head presets stay multi-head; a real mismatch is named.
+    cfg = preset_config("micro", tok, num_attention_heads=4)
+    assert (cfg.num_attention_heads, cfg.num_key_value_heads) == (4, 4)
+    assert preset_config("micro", tok, num_attention_heads=8, num_key_value_heads=2).num_key_value_heads == 2
+    with pytest.raises(ValueError, match="num_attention_heads 4 is not a multiple of num_key_value_heads 3"):
+        preset_config("micro", tok, num_attention_heads=4, num_key_value_heads=3)
+    model = build_model("micro", tok, seed=0, num_hidden_layers=1, num_attention_heads=4)
+    model(torch.tensor([[1, 2, 3]]))  # runs: the shapes agree
+
+
 def test_save_and_reload_with_auto_classes(tok, tmp_path):
     model = build_model("nano", tok, seed=0, **TINY).eval()
     model.save_pretrained(tmp_path)

@@ -60,7 +60,13 @@ def preset_config(preset: str | dict[str, Any], tokenizer=None, **overrides: Any
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         )
+    mha = fields.get("num_key_value_heads") == fields.get("num_attention_heads")
     fields.update(overrides)
+    if mha and "num_attention_heads" in overrides and "num_key_value_heads" not in overrides:
+        fields["num_key_value_heads"] = fields["num_attention_heads"]  # the presets are multi-head: stay so
+    heads, kv = fields["num_attention_heads"], fields.get("num_key_value_heads", fields["num_attention_heads"])
+    if heads % kv:
+        raise ValueError(f"num_attention_heads {heads} is not a multiple of num_key_value_heads {kv}")
     fields.setdefault("head_dim", fields["hidden_size"] // fields["num_attention_heads"])
     if fields["hidden_size"] % fields["num_attention_heads"]:
         raise ValueError(
