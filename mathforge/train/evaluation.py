@@ -74,7 +74,8 @@ def exact_match(model: Any, tokenizer: Any, examples: Sequence[Example], *, max_
         ok = bool(is_equivalent(pred=pred, gold=gold))
         correct += ok
         if keep_samples:
-            samples.append({"prompt": ex.prompt, "completion": text, "pred": pred, "gold": gold, "correct": ok})
+            samples.append({"prompt": ex.prompt, "completion": text, "pred": pred, "gold": gold, "correct": ok,
+                            **({"difficulty": ex.difficulty} if ex.difficulty is not None else {})})
     # The one Wilson interval of mathforge, under the key names of eval and grade (fractions).
     ci = list(wilson_interval(correct, len(examples)))
     result = {"accuracy": correct / len(examples), "correct": correct, "n_problems": len(examples), "ci95_wilson": ci}
