@@ -56,7 +56,9 @@ def greedy_completions(model: Any, tokenizer: Any, prompts: Sequence[list[int]],
 
 def exact_match(model: Any, tokenizer: Any, examples: Sequence[Example], *, max_new_tokens: int,
                 batch_size: int = 64, extract_style: str = "auto", keep_samples: bool = False) -> dict[str, Any]:
-    """Greedy-decode every example's prompt and grade the extracted answer against `example.answer`."""
+    """Greedy-decode every example's prompt and grade the extracted answer against `example.answer`;
+    `keep_samples` keeps each problem's record (with the example's `difficulty` where it has one, for
+    per-level breakdowns such as `mathforge seeds`)."""
     from mathforge.data.render import render
     from mathforge.grading import extract_answer, is_equivalent
 
