@@ -152,3 +152,24 @@ def test_arm_names_and_the_cli_arm_syntax_are_checked(tmp_path, capsys):
         run_seeds(recipe, [0], tmp_path / "o", arms={"a/b": {"objective": "mft"}})
     assert main(["seeds", str(recipe), "--arm", "objective=mft", "--out", str(tmp_path / "o")]) == 2
     assert "NAME:KEY=VALUE" in capsys.readouterr().err
+
+
+def test_the_cli_gathers_each_arms_overrides(tmp_path, monkeypatch):
+    import mathforge.seeds
+    from mathforge.cli import main
+
+    seen = {}
+
+    def fake_run_seeds(recipe, seeds, out, **kw):
+        seen.update(kw, seeds=seeds)
+        out.mkdir(parents=True)
+        (out / "seeds.md").write_text("ok\n")
+        return {"ok": True}
+
+    monkeypatch.setattr(mathforge.seeds, "run_seeds", fake_run_seeds)
+    assert main(["seeds", "r.toml", "--seeds", "0,1,2", "--base-name", "sft", "--arm", "upsample:objective=difficulty",
+                 "--arm", "weight:objective=difficulty", "--arm", "weight:difficulty.mode=weight",
+                 "--set", "optim.max_steps=5", "--out", str(tmp_path / "o")]) == 0
+    assert seen["arms"] == {"upsample": {"objective": "difficulty"},
+                            "weight": {"objective": "difficulty", "difficulty.mode": "weight"}}
+    assert seen["base_name"] == "sft" and seen["overrides"] == {"optim.max_steps": 5} and seen["seeds"] == [0, 1, 2]
