@@ -13,7 +13,9 @@ Several variants (`arms`, e.g. SDAT's upsampling and weighting against plain SFT
 with the base arm the same way. Where the held-out examples carry a difficulty (a level, e.g. from
 `mathforge difficulty` run on the held-out file, for reporting only), the final evaluation's
 per-problem records are broken down by it: accuracy per level per arm (mean over seeds, with the
-seeds' range), in the summary and as `OUT/accuracy_by_level.png` (the evaluation report's plot).
+seeds' range) and each arm's paired difference from the base per level, in the summary and as
+`OUT/accuracy_by_level.png` (the evaluation report's plot). A synthetic task's held-out examples
+carry the task's own difficulty knob (arithmetic: operations x digits), which is broken down the same way.
 
 Writes `OUT/seeds.json` (the configuration, every run's result, the summary) and `OUT/seeds.md`.
 """
@@ -179,6 +181,10 @@ def summarize_runs(recipe: str | Path, seeds: list[int], out: Path, run_dirs: di
     out.mkdir(parents=True, exist_ok=True)
     if all(len(levels[arm]) == len(seeds) and all(levels[arm].values()) for arm in arms):
         result["by_level"] = {arm: _level_summary(levels[arm]) for arm in arms}
+        # per level, each arm against the base seed by seed (a level's problems are the same in every run)
+        result["by_level_paired"] = {arm: {k: paired(result["by_level"][base][k]["values"], v["values"])
+                                           for k, v in result["by_level"][arm].items() if k in result["by_level"][base]}
+                                     for arm in arms[1:]}
         from mathforge.report_plots import fig_to_png, plot_level_arms
 
         (out / "accuracy_by_level.png").write_bytes(fig_to_png(plot_level_arms(result["by_level"])))
@@ -223,12 +229,20 @@ def report(result: dict[str, Any]) -> str:
                   "Accuracy % per level of the held-out problems: mean over seeds (min–max over seeds); n = problems "
                   "at that level. ![accuracy by level](accuracy_by_level.png)", ""]
         arms = list(result["by_level"])
+        diffs = result.get("by_level_paired", {})
         keys = list(result["by_level"][arms[0]])
-        lines += ["| level | n | " + " | ".join(arms) + " |", "|---|---|" + "---|" * len(arms)]
+        lines += ["| level | n | " + " | ".join(arms) + "".join(f" | {a} − {base}" for a in diffs) + " |",
+                  "|---|---|" + "---|" * (len(arms) + len(diffs))]
         for k in keys:
             cells = []
             for arm in arms:
                 v = result["by_level"][arm].get(k)
                 cells.append("n/a" if v is None else f"{_pct(v['mean'])} ({_pct(v['min'])}–{_pct(v['max'])})")
+            for arm in diffs:
+                d = diffs[arm].get(k)
+                ci = "" if d is None or d["ci95_t"] is None else f" [{_pct(d['ci95_t'][0])}, {_pct(d['ci95_t'][1])}]"
+                cells.append("n/a" if d is None else f"{_pct(d['mean_diff'])}{ci}")
             lines.append(f"| {k} | {result['by_level'][arms[0]][k]['n']} | " + " | ".join(cells) + " |")
+        if diffs:
+            lines += ["", "The differences are paired by seed: mean over seeds, 95% t-interval over seeds."]
     return "\n".join(lines) + "\n"

@@ -128,7 +128,11 @@ def test_several_arms_are_each_compared_with_the_base_and_broken_down_by_level(t
     assert lv["upsample"]["3"]["mean"] == 0.5 and lv["weight"]["3"]["max"] == 0.0
     md = (tmp_path / "seeds.md").read_text()
     assert "Paired (upsample − sft)" in md and "Paired (weight − sft)" in md
-    assert "| 1 | 2 | 75.0 (50.0–100.0) | 75.0 (50.0–100.0) | 75.0 (50.0–100.0) |" in md
+    # level 3: sft 0 and 0, upsample 50 and 50 -> +50 points in both seeds (no spread: a zero-width interval)
+    assert res["by_level_paired"]["upsample"]["3"]["differences"] == pytest.approx([0.5, 0.5])
+    assert res["by_level_paired"]["weight"]["1"]["differences"] == pytest.approx([-0.5, 0.5])
+    assert "| 1 | 2 | 75.0 (50.0–100.0) | 75.0 (50.0–100.0) | 75.0 (50.0–100.0) | 0.0 [" in md
+    assert "| 3 | 2 | 0.0 (0.0–0.0) | 50.0 (50.0–50.0) | 0.0 (0.0–0.0) | 50.0 [50.0, 50.0] | 0.0 [0.0, 0.0] |" in md
     assert (tmp_path / "accuracy_by_level.png").stat().st_size > 0
     fig = plot_level_arms(lv)
     assert text_overlaps(fig) == []
