@@ -183,7 +183,8 @@ def plot_vs_k(runs: list) -> Any:
 
 def plot_breakdown(runs: list, key: str, title: str) -> Any | None:
     """Grouped bars of first-sample accuracy by `key` (`by_level`, `by_type`), one panel per benchmark
-    that has it, each with only the runs that evaluated that benchmark."""
+    that has it, each with only the runs that evaluated that benchmark; a group entry with `lo` and `hi`
+    (percent) gets them as an error bar."""
     panels = [b for b in bench_names(runs) if any(r.metrics["benchmarks"].get(b, {}).get(key) for r in runs)]
     if not panels:
         return None
@@ -195,8 +196,18 @@ def plot_breakdown(runs: list, key: str, title: str) -> Any | None:
     for ax, b in zip(axes[:, 0], panels, strict=True):
         present = [(i, r) for i, r in enumerate(runs) if b in r.metrics["benchmarks"]]
         groups = sorted({g for _, r in present for g in r.metrics["benchmarks"][b].get(key, {})}, key=_natural)
-        series = [(r.label, f"C{i}", [r.metrics["benchmarks"][b].get(key, {}).get(g, {}).get("accuracy", float("nan"))
-                                      for g in groups], None) for i, r in present]
+        series = []
+        for i, r in present:
+            cells = [r.metrics["benchmarks"][b].get(key, {}).get(g, {}) for g in groups]
+            accs = [c.get("accuracy", float("nan")) for c in cells]
+            # a range (e.g. min-max over seeds) where every group has one: drawn as error bars
+            yerr = None
+            if cells and all("lo" in c and "hi" in c for c in cells):
+                import numpy as np
+
+                yerr = np.array([[max(0.0, a - c["lo"]) for a, c in zip(accs, cells, strict=True)],
+                                 [max(0.0, c["hi"] - a) for a, c in zip(accs, cells, strict=True)]])
+            series.append((r.label, f"C{i}", accs, yerr))
         # long subject names wrap onto two lines instead of rotating into their neighbours
         grouped_bars(ax, [textwrap.fill(str(g), 14) for g in groups], series, fmt="%.0f")
         ax.tick_params(axis="x", labelsize=8)
@@ -209,3 +220,14 @@ def plot_breakdown(runs: list, key: str, title: str) -> Any | None:
 
 def _natural(s: str):
     return (0, int(s), "") if str(s).isdigit() else (1, 0, str(s))
+
+
+def plot_level_arms(by_level: dict[str, dict[str, dict]], panel: str = "held-out") -> Any:
+    """Accuracy by level per arm of a seeds comparison (`mathforge.seeds`: fractions, mean over seeds
+    with min and max), drawn by `plot_breakdown` with the seeds' range as error bars."""
+    from types import SimpleNamespace
+
+    runs = [SimpleNamespace(label=arm, metrics={"benchmarks": {panel: {"by_level": {
+        k: {"accuracy": 100 * v["mean"], "lo": 100 * v["min"], "hi": 100 * v["max"]} for k, v in levels.items()}}}})
+        for arm, levels in by_level.items()]
+    return plot_breakdown(runs, "by_level", "accuracy by level (mean over seeds, bars: min-max)")

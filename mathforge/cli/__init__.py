@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "tsmc-experiment": "tsmc_experiment",
     "seeds": "seeds",
     "difficulty": "difficulty",
+    "task-files": "task_files",
 }
 
 # What a re-run of an interrupted command does with the work already on disk.

@@ -56,7 +56,9 @@ def greedy_completions(model: Any, tokenizer: Any, prompts: Sequence[list[int]],
 
 def exact_match(model: Any, tokenizer: Any, examples: Sequence[Example], *, max_new_tokens: int,
                 batch_size: int = 64, extract_style: str = "auto", keep_samples: bool = False) -> dict[str, Any]:
-    """Greedy-decode every example's prompt and grade the extracted answer against `example.answer`."""
+    """Greedy-decode every example's prompt and grade the extracted answer against `example.answer`;
+    `keep_samples` keeps each problem's record (with the example's `difficulty` where it has one, for
+    per-level breakdowns such as `mathforge seeds`)."""
     from mathforge.data.render import render
     from mathforge.grading import extract_answer, is_equivalent
 
@@ -74,7 +76,8 @@ def exact_match(model: Any, tokenizer: Any, examples: Sequence[Example], *, max_
         ok = bool(is_equivalent(pred=pred, gold=gold))
         correct += ok
         if keep_samples:
-            samples.append({"prompt": ex.prompt, "completion": text, "pred": pred, "gold": gold, "correct": ok})
+            samples.append({"prompt": ex.prompt, "completion": text, "pred": pred, "gold": gold, "correct": ok,
+                            **({"difficulty": ex.difficulty} if ex.difficulty is not None else {})})
     # The one Wilson interval of mathforge, under the key names of eval and grade (fractions).
     ci = list(wilson_interval(correct, len(examples)))
     result = {"accuracy": correct / len(examples), "correct": correct, "n_problems": len(examples), "ci95_wilson": ci}
