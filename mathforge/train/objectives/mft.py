@@ -153,7 +153,8 @@ def prepare(model: Any, tokenizer: Any, cfg: Any) -> None:
     """Make sure `<mask>` exists and set its embedding (input and output) to the mean of the others.
 
     A tokenizer without `<mask>` gets it added and the model resized (§a.4). Called once on a fresh
-    model, before training; a resumed run loads the trained rows instead.
+    model, before training; a resumed run loads the trained rows instead. Refuses
+    `attend_to_noise = false` on an attention backend that takes no mask (flash attention).
     """
     import torch
 
