@@ -51,6 +51,14 @@ noise = "mask"
 n_problems = 0
 """
 
+# the options of docs/methods/mft.md §a.3/§a.8 draw more randomness (a ratio per micro-batch, samples
+# of the model's own predictions) and change the attention mask; a resume must redraw all of it
+MFT_OPTIONS_RECIPE = RECIPE.replace('noise = "mask"', '''noise = "scheduled_sampling"
+sampling = "sample"
+schedule = "random_per_batch"
+schedule_unit = "microbatch"
+attend_to_noise = false''')
+
 
 SI_RECIPE = """
 objective = "icot_si"
@@ -109,8 +117,9 @@ def _final_state(out: Path) -> dict:
     return load_file(str(out / "model" / "model.safetensors"))
 
 
-@pytest.mark.parametrize(("template", "steps"), [(RECIPE, 40), (SI_RECIPE, 120), (KD_RECIPE, 120)],
-                         ids=["mft", "icot_si", "icot_kd_student"])
+@pytest.mark.parametrize(("template", "steps"), [(RECIPE, 40), (MFT_OPTIONS_RECIPE, 40), (SI_RECIPE, 120),
+                                                 (KD_RECIPE, 120)],
+                         ids=["mft", "mft_options", "icot_si", "icot_kd_student"])
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, template, steps):
     # SI/KD steps are shorter (2-digit products): more of them, so the kill lands mid-run on a fast machine
     recipe = tmp_path / "r.toml"
@@ -139,7 +148,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, template, steps
     resumed_from = latest.read_text()
     subprocess.run(_cmd(recipe, killed), cwd=REPO, env=_env(), check=True, capture_output=True, timeout=300)
     a, b = _final_state(full), _final_state(killed)
-    if template is not RECIPE:  # the trained auxiliary modules (probe; MLPs) are restored too
+    if template in (SI_RECIPE, KD_RECIPE):  # the trained auxiliary modules (probe; MLPs) are restored too
         a.update({f"aux.{k}": v for k, v in torch.load(full / "model" / "aux_modules.pt").items()})
         b.update({f"aux.{k}": v for k, v in torch.load(killed / "model" / "aux_modules.pt").items()})
     assert a.keys() == b.keys()
@@ -155,8 +164,11 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, template, steps
     ref = [json.loads(x) for x in (full / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [r["step"] for r in ref] == list(range(1, steps + 1))
     assert [r["loss"] for r in rows] == pytest.approx([r["loss"] for r in ref], rel=1e-5)
-    if template is RECIPE:
+    if template in (RECIPE, MFT_OPTIONS_RECIPE):
         assert any(r.get("mask_ratio", 0) > 0 for r in rows)
+    if template is MFT_OPTIONS_RECIPE:  # the random ratios and the sampled predictions are redrawn identically
+        assert [r["mask_ratio"] for r in rows] == [r["mask_ratio"] for r in ref]
+        assert [r["predicted_wrong"] for r in rows] == [r["predicted_wrong"] for r in ref]
     elif template is SI_RECIPE:
         assert [r["optimizer_reset"] for r in rows] == [r["optimizer_reset"] for r in ref]
         assert sum(r["optimizer_reset"] for r in rows) >= 3 and rows[-1]["stage"] > 3

@@ -130,7 +130,15 @@ class OptimConfig:
 
 @dataclass
 class MFTConfig:
-    """Masked Thought fine-tuning (docs/methods/mft.md §a): noise kind, peak ratio and its schedule."""
+    """Masked Thought fine-tuning (docs/methods/mft.md §a): noise kind, peak ratio and its schedule.
+
+    `schedule_unit`: the ratio's counter, optimizer steps (`step`, [paper]) or micro-batches of one
+    process (`microbatch`, [orig] MetaMathQA/MathInstruct), whose warm-up is `warmup_micro_batches`
+    (0: `warmup_ratio` of the run's micro-batches per process). `attend_to_noise = false` hides the
+    corrupted positions from attention (§a.2). The §a.8 ablations are noise kinds: `embed_dropout`
+    (rate `dropout_q`), `neftune` (`neftune_alpha`), both on the tokens of `embed_scope`, and
+    `scheduled_sampling` (the model's own `argmax`, a `sample` at `sampling_temperature`, or a
+    `soft` mixture with weight `soft_weight` on the prediction) at the corrupted positions."""
 
     p_max: float = 0.2
     noise: str = "mask"
@@ -140,13 +148,41 @@ class MFTConfig:
     mixed_q: float = 0.5
     exclude_special_ids: bool = False
     loss_on_corrupted: bool = True
+    schedule_unit: str = "step"
+    warmup_micro_batches: int = 0
+    attend_to_noise: bool = True
+    dropout_q: float = 0.1
+    neftune_alpha: float = 5.0
+    embed_scope: str = "all"
+    sampling: str = "argmax"
+    sampling_temperature: float = 1.0
+    soft_weight: float = 0.3
 
     def __post_init__(self) -> None:
         _check_range("mft.p_max", self.p_max, 0.0, 1.0)
         _check_range("mft.warmup_ratio", self.warmup_ratio, 0.0, 1.0)
         _check_range("mft.mixed_q", self.mixed_q, 0.0, 1.0)
-        _check_choice("mft.noise", self.noise, ("mask", "random", "pad", "mixed"))
-        _check_choice("mft.schedule", self.schedule, ("linear", "constant", "late_start", "decreasing"))
+        _check_range("mft.dropout_q", self.dropout_q, 0.0, 1.0)
+        _check_range("mft.soft_weight", self.soft_weight, 0.0, 1.0)
+        _check_choice("mft.noise", self.noise, MFT_NOISE)
+        _check_choice("mft.schedule", self.schedule, ("linear", "constant", "late_start", "decreasing",
+                                                      "random_per_batch"))
+        _check_choice("mft.schedule_unit", self.schedule_unit, ("step", "microbatch"))
+        _check_choice("mft.embed_scope", self.embed_scope, ("all", "response", "corrupted"))
+        _check_choice("mft.sampling", self.sampling, ("argmax", "sample", "soft"))
+        for name in ("late_start", "warmup_micro_batches"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"mft.{name} must be >= 0, got {getattr(self, name)}")
+        if self.dropout_q == 1.0:
+            raise ValueError("mft.dropout_q must be < 1 (a rate of 1 drops every embedding)")
+        if not self.neftune_alpha >= 0:  # also rejects nan
+            raise ValueError(f"mft.neftune_alpha must be >= 0, got {self.neftune_alpha}")
+        if not self.sampling_temperature > 0:
+            raise ValueError(f"mft.sampling_temperature must be > 0, got {self.sampling_temperature}")
+
+
+# Token noise (§a.2) and the embedding-level ablations of §a.8.
+MFT_NOISE = ("mask", "random", "pad", "mixed", "embed_dropout", "neftune", "scheduled_sampling")
 
 
 @dataclass

@@ -405,6 +405,11 @@ class _Run:
         return target
 
 
+# MFT options added after the first MFT checkpoints were written (docs/methods/mft.md §a.3, §a.8)
+_MFT_LATER = ("schedule_unit", "warmup_micro_batches", "attend_to_noise", "dropout_q", "neftune_alpha", "embed_scope",
+              "sampling", "sampling_temperature", "soft_weight")
+
+
 def _config_hash(cfg: RunConfig) -> str:
     """Hash of everything that changes the numbers (not where they are written or how often)."""
     import hashlib
@@ -412,8 +417,10 @@ def _config_hash(cfg: RunConfig) -> str:
     d = cfg.to_dict()
     for key in ("out_dir", "resume", "progress", "log_every", "checkpoint_every", "keep_checkpoints", "threads"):
         d.pop(key, None)
-    for section, key, default in (("model", "dtype", "float32"), ("data", "overlong", "error")):
-        if d[section][key] == default:  # options added later: at their default, older hashes hold
+    later = [("model", "dtype"), ("data", "overlong")] + [("mft", k) for k in _MFT_LATER]
+    defaults = RunConfig().to_dict()
+    for section, key in later:
+        if d[section][key] == defaults[section][key]:  # options added later: at their default, older hashes hold
             d[section].pop(key)
     d.pop("eval", None)
     for section, objectives in (("icot_si", ("icot_si",)), ("icot_kd", ("icot_kd_student", "icot_kd_emulator", "icot_kd_coupled"))):

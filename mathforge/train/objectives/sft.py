@@ -11,14 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 
-def forward_logits(model: Any, batch: dict[str, Any], input_ids: Any = None) -> Any:
+def forward_logits(model: Any, batch: dict[str, Any], input_ids: Any = None, *, inputs_embeds: Any = None) -> Any:
     """Run the model on a packed or padded batch; returns logits [B, T, V]."""
-    return forward(model, batch, input_ids).logits
+    return forward(model, batch, input_ids, inputs_embeds=inputs_embeds).logits
 
 
-def forward(model: Any, batch: dict[str, Any], input_ids: Any = None, *, hidden_states: bool = False) -> Any:
+def forward(model: Any, batch: dict[str, Any], input_ids: Any = None, *, hidden_states: bool = False,
+            inputs_embeds: Any = None) -> Any:
     """The model's output on a packed or padded batch (`.logits` [B, T, V]; with `hidden_states`,
-    `.hidden_states`: L+1 tensors [B, T, H], the input of block l at index l)."""
+    `.hidden_states`: L+1 tensors [B, T, H], the input of block l at index l). `inputs_embeds`
+    [B, T, H] replaces the token ids (embedding-level noise)."""
     mask = batch.get("attention_mask")
     if mask is not None and mask.dim() == 4:  # packed rows: the backend's isolating mask (§c.5)
         from mathforge.data.packing import model_inputs
@@ -28,6 +30,9 @@ def forward(model: Any, batch: dict[str, Any], input_ids: Any = None, *, hidden_
     else:
         kwargs = {k: batch[k] for k in ("attention_mask", "position_ids") if batch.get(k) is not None}
     kwargs["input_ids"] = batch["input_ids"] if input_ids is None else input_ids
+    if inputs_embeds is not None:
+        kwargs["inputs_embeds"] = inputs_embeds
+        del kwargs["input_ids"]
     if hidden_states:
         kwargs["output_hidden_states"] = True
     return model(**kwargs)
@@ -57,9 +62,10 @@ def token_weights(batch: dict[str, Any], mask: Any) -> Any:
     return weights[:, 1:].float() * mask
 
 
-def loss(model: Any, batch: dict[str, Any], ctx: Any, input_ids: Any = None) -> tuple[Any, Any, dict]:
-    """Completion-only CE. `input_ids` lets a noising objective feed corrupted inputs."""
-    logits = forward_logits(model, batch, input_ids)  # [B, T, V]
+def loss(model: Any, batch: dict[str, Any], ctx: Any, input_ids: Any = None, *,
+         inputs_embeds: Any = None) -> tuple[Any, Any, dict]:
+    """Completion-only CE. `input_ids` (or `inputs_embeds`) let a noising objective feed corrupted inputs."""
+    logits = forward_logits(model, batch, input_ids, inputs_embeds=inputs_embeds)  # [B, T, V]
     losses, mask = token_losses(logits, batch["labels"])
     w = token_weights(batch, mask)  # [B, T-1]
     loss_sum = (losses * w).sum()
