@@ -78,7 +78,7 @@ def quickstart(out_dir: str | Path = "runs/quickstart", *, steps: int | None = N
     from mathforge.quickstart_search import SEARCH_DEFAULTS, run_search
     from mathforge.train.logging import final_eval, plot_loss_curves
 
-    t_start = time.perf_counter()
+    t_start, c_start = time.perf_counter(), time.process_time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     configs = run_configs(out_dir, steps=steps, seed=seed, resume=resume, overrides=overrides)
@@ -93,7 +93,8 @@ def quickstart(out_dir: str | Path = "runs/quickstart", *, steps: int | None = N
             done = {name: f.result() for name, f in futures.items()}
     else:
         done = {name: _timed_train(cfg) for name, cfg in configs.items()}
-    seconds = {name: secs for name, (_, secs) in done.items()}
+    seconds = {name: secs for name, (_, secs, _) in done.items()}
+    cpu = {name: c for name, (_, _, c) in done.items()}
     previous = out_dir / "summary.json"
     old = json.loads(previous.read_text()) if previous.is_file() else {}
     if old:  # a finished run was reused (no training): keep the time it took then
@@ -109,20 +110,33 @@ def quickstart(out_dir: str | Path = "runs/quickstart", *, steps: int | None = N
 
     write_train_report([c.out_dir for c in configs.values()], out_dir=out_dir / "training",
                        title="mathforge quickstart: SFT and MFT training runs")
-    total = time.perf_counter() - t_start
-    if old and total < 30.0:  # everything was reused: keep the first run's total
-        total = old.get("total_seconds", total)
-    (out_dir / "summary.json").write_text(json.dumps({"results": results, "seconds": seconds, "total_seconds": total,
-                                                      "search": search_summary}, indent=1))
-    return write_report(out_dir, results, configs, seconds, n_params, search_summary, total)
+    main_cpu = time.process_time() - c_start  # all the work when it ran in this process only
+    timing = {"wall_s": time.perf_counter() - t_start,
+              "idle_estimate_s": idle_estimate(cpu, search_summary["seconds"], main_cpu) if parallel else main_cpu}
+    if old and timing["wall_s"] < 30.0:  # everything was reused: keep the first run's times
+        timing = old.get("timing", timing)
+    (out_dir / "summary.json").write_text(json.dumps({"results": results, "seconds": seconds, "cpu_seconds": cpu,
+                                                      "timing": timing, "search": search_summary}, indent=1))
+    return write_report(out_dir, results, configs, seconds, n_params, search_summary, timing)
 
 
-def _timed_train(cfg: Any) -> tuple[Path, float]:
+def idle_estimate(train_cpu: dict[str, float], search: dict[str, float], main_cpu: float) -> float:
+    """Wall seconds the run would take on 2 idle cores, from the CPU seconds each process used: the
+    two processes of a round run side by side, so each round costs its busier process's CPU time;
+    plus this process's own work (reports, plots) and 5 s per round to start the workers."""
+    rounds = [max(train_cpu.values()),
+              max(search.get("cpu_value_data", 0.0) + search.get("cpu_value_train", 0.0), search.get("cpu_sample", 0.0)),
+              max(search.get("cpu_tsmc", 0.0), search.get("cpu_value_scores", 0.0))]
+    return sum(rounds) + main_cpu + 5.0 * len(rounds)
+
+
+def _timed_train(cfg: Any) -> tuple[Path, float, float]:
+    """(model folder, wall seconds, CPU seconds of this process)."""
     from mathforge.train.loop import train
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     folder = train(cfg)
-    return folder, time.perf_counter() - start
+    return folder, time.perf_counter() - start, time.process_time() - cpu
 
 
 def _count_params(folder: Path) -> int:

@@ -55,7 +55,7 @@ def plot_accuracy(results: dict[str, dict[str, Any]], search: dict[str, Any], pn
 
 
 def write_report(out_dir: Path, results: dict[str, dict[str, Any]], configs: dict[str, Any],
-                 seconds: dict[str, float], n_params: int, search: dict[str, Any], total_s: float) -> Path:
+                 seconds: dict[str, float], n_params: int, search: dict[str, Any], timing: dict[str, float]) -> Path:
     out_dir = Path(out_dir)
     cfg, s = configs["sft"], search
     n, total = s["n"], s["n_problems"]
@@ -70,7 +70,8 @@ def write_report(out_dir: Path, results: dict[str, dict[str, Any]], configs: dic
         f"model (the SFT trunk plus a scalar head, objective `{s['value_objective']}`, {s['value_steps']} steps) was "
         f"trained on {s['k']} graded samples of each of {s['value']['n_value_problems']} other problems; it scores the "
         "samples (best-of-N, weighted vote) and guides TSMC, which resamples partial solutions after every step. "
-        f"Whole run: {_minutes(total_s)}.", "",
+        f"Whole run: {_minutes(timing['wall_s'])} wall here; from the CPU time each process used, about "
+        f"{_minutes(timing['idle_estimate_s'])} on 2 idle cores.", "",
         f"| on the same {total} held-out problems | accuracy | 95% CI | generated tokens / problem | wall time |",
         "|---|---|---|---|---|",
     ]
@@ -136,7 +137,9 @@ def _findings(results: dict[str, Any], s: dict[str, Any]) -> list[str]:
 
 
 def _examples(s: dict[str, Any]) -> list[str]:
-    out = ["## Example solutions (SFT samples, with the value model's score V)", ""]
+    out = ["## Example solutions (SFT samples, with the value model's score V)", "",
+           "Right means the final answer matches; the steps are not graded, so a right answer can come from "
+           "wrong steps (the value model is trained on these outcome labels too).", ""]
     for ex in s["examples"]:
         question = ex["question"].split("# Question", 1)[-1].split("# Solution", 1)[0].strip()
         out.append(f"`{question}` (answer {ex['gold']}):")
@@ -170,7 +173,7 @@ def _training_details(results: dict[str, Any], configs: dict[str, Any]) -> list[
 def _next(out_dir: Path, cfg: Any) -> list[str]:
     args = json.dumps(cfg.data.task_args)
     return ["## What to run next", "", "```bash",
-            f"mathforge quickstart --out {out_dir}-seed1 --seed 1     # the same on another seed: how much figures move",
+            f"mathforge quickstart --out {out_dir.parent / 'quickstart-seed1'} --seed 1   # another seed: how much the figures move",
             f"mathforge eval --strategy tsmc --model {out_dir}/sft/model --value-model {out_dir}/search/value/model \\",
             f"    --task {cfg.data.task} --task-args '{args}' --task-seed {cfg.seed} --limit {cfg.eval.n_problems} \\\n"
             f"    --max-new-tokens {cfg.eval.max_new_tokens} --n 32"

@@ -69,26 +69,27 @@ def value_model(gen_cfg: Any, generator: Path, out: Path, opts: dict[str, Any]) 
     from mathforge.value_data import ValueDataConfig, make_value_data
 
     _threads(gen_cfg)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     raw = out / "value_data_all.jsonl"
     make_value_data(ValueDataConfig(model=str(generator), out=str(raw), task=gen_cfg.data.task,
                                     task_args=dict(gen_cfg.data.task_args), n_problems=opts["value_problems"],
                                     seed=gen_cfg.seed + 1, k=opts["k"], temperature=opts["temperature"],
                                     top_k=opts["top_k"], max_new_tokens=gen_cfg.eval.max_new_tokens))
     data = drop_held_out(raw, out / "value_data.jsonl", search_configs(gen_cfg, generator, out, opts)["sample"])
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     train(value_config(gen_cfg, generator, data, out / "value", opts))
-    return {"value_data": t1 - t0, "value_train": time.perf_counter() - t1}
+    return {"value_data": t1 - t0, "value_train": time.perf_counter() - t1,
+            "cpu_value_data": c1 - c0, "cpu_value_train": time.process_time() - c1}
 
 
 def run_strategy(name: str, gen_cfg: Any, generator: Path, out: Path, opts: dict[str, Any]) -> dict[str, float]:
-    """The plain-sampling or the TSMC run on the held-out problems. Returns its seconds."""
+    """The plain-sampling or the TSMC run on the held-out problems. Returns its wall and CPU seconds."""
     from mathforge.search_eval import evaluate_search
 
     _threads(gen_cfg)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     evaluate_search(search_configs(gen_cfg, generator, out, opts)[name])
-    return {name: time.perf_counter() - t0}
+    return {name: time.perf_counter() - t0, f"cpu_{name}": time.process_time() - c0}
 
 
 def value_scores(gen_cfg: Any, generator: Path, out: Path, opts: dict[str, Any]) -> dict[str, float]:
@@ -96,10 +97,10 @@ def value_scores(gen_cfg: Any, generator: Path, out: Path, opts: dict[str, Any])
     from mathforge.search_eval import rescore
 
     _threads(gen_cfg)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if not (out / "scored" / "metrics.json").is_file():  # resumed: already scored
         rescore(out / "sample", out / "scored", str(out / "value" / "model"))
-    return {"value_scores": time.perf_counter() - t0}
+    return {"value_scores": time.perf_counter() - t0, "cpu_value_scores": time.process_time() - c0}
 
 
 def _threads(gen_cfg: Any) -> None:
