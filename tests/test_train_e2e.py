@@ -145,22 +145,46 @@ def test_recipe_header_commands_validate(tmp_path):
 
 
 def test_quickstart_tiny_budget_writes_report(tmp_path):
-    from mathforge.quickstart import quickstart
+    import copy
 
+    from mathforge.quickstart import quickstart
+    from mathforge.quickstart_search import SEARCH_DEFAULTS
+
+    search = copy.deepcopy(SEARCH_DEFAULTS)
+    search.update(n=4, m=2, value_problems=6, k=4)
+    search["value"]["optim"]["max_steps"] = 2
+    search["value"]["data"]["n_eval"] = search["value"]["eval"]["n_problems"] = 2
     report = quickstart(tmp_path / "qs", steps=6, overrides={
-        "threads": 1, "progress": False, "data.n_train": 200, "data.n_eval": 16, "eval.n_problems": 16,
-        "eval.max_new_tokens": 40, "model.overrides": TINY})
+        "threads": 1, "progress": False, "data.n_train": 200, "data.n_eval": 8, "eval.n_problems": 8,
+        "eval.max_new_tokens": 40, "model.overrides": TINY}, search=search)
     text = report.read_text()
-    assert "| sft |" in text and "| mft |" in text and "95% CI" in text
+    assert "| SFT, greedy |" in text and "| MFT, greedy |" in text and "95% CI" in text
     assert (tmp_path / "qs" / "accuracy.png").stat().st_size > 1000
     assert (tmp_path / "qs" / "loss_curves.png").stat().st_size > 1000
     summary = json.loads((tmp_path / "qs" / "summary.json").read_text())
-    assert set(summary["results"]) == {"sft", "mft"} and summary["results"]["mft"]["n_problems"] == 16
+    assert set(summary["results"]) == {"sft", "mft"} and summary["results"]["mft"]["n_problems"] == 8
     training = (tmp_path / "qs" / "training" / "report.md").read_text()  # both runs' training report
     assert "| sft | sft |" in training and "| mft | mft |" in training and "training/report.html" in text
-    vote = summary["vote"]  # what sampling adds: maj@8 and pass@8 over the same held-out problems
-    assert vote["n"] == 8 and vote["n_problems"] == 16 and 0 <= vote["maj"] <= vote["pass"] <= 1
-    assert "maj@8" in text and "pass@8" in text
+    s = summary["search"]  # what sampling, the value model and TSMC add, on the same held-out problems
+    assert s["n"] == 4 and s["n_problems"] == 8
+    rows = s["rows"]
+    for rule in ("maj", "bon", "wvote", "tsmc"):
+        assert 0 <= rows[rule]["accuracy"] <= rows["pass"]["accuracy"] <= 1
+        lo, hi = rows[rule]["ci95_wilson"]
+        assert lo <= rows[rule]["accuracy"] <= hi
+    scored = [json.loads(x) for x in (tmp_path / "qs" / "search" / "scored" / "outputs.jsonl").read_text().splitlines()]
+    assert len(scored) == 8 and all(len(r["samples"]) == 4 for r in scored)
+    for r in scored:  # the value-model rules see the plain run's very samples
+        assert [x["text"] for x in r["samples"]] == [x["text"] for x in _outputs(tmp_path, r["problem_id"])["samples"]]
+    held = {r["question"] for r in scored}  # the value model never trained on a held-out problem
+    assert not held & {json.loads(x)["prompt"] for x in
+                       (tmp_path / "qs" / "search" / "value_data.jsonl").read_text().splitlines()}
+    assert "maj@4" in text and "pass@4" in text and "TSMC" in text and "What to run next" in text
+
+
+def _outputs(tmp_path, problem_id):
+    lines = (tmp_path / "qs" / "search" / "sample" / "outputs.jsonl").read_text().splitlines()
+    return next(r for r in map(json.loads, lines) if r["problem_id"] == problem_id)
 
 
 def test_read_examples_keeps_a_line_separator_inside_a_json_string(tmp_path):

@@ -145,6 +145,22 @@ def test_step_end_chars_follow_the_boundary_rule():
     assert step_end_chars(text) == [3, 6, 10]  # not after `# Answer`; the blank line of a run ends a step once
 
 
+def test_a_saved_value_model_loads_as_it_was_with_or_without_a_gathered_state_dict(setup, tmp_path):
+    """The training loop saves with the whole model's state dict (`trunk.*`, `head.weight`); the folder
+    must still load the trained trunk, not a freshly initialised one."""
+    from mathforge.models.value import load_value_model
+
+    tok, _, value = setup
+    ids = torch.tensor([tok("# Question 12+3")["input_ids"]])
+    with torch.no_grad():
+        want = value(ids).logits
+    for name, kwargs in (("plain", {}), ("gathered", {"state_dict": value.state_dict()})):
+        value.save_pretrained(tmp_path / name, tokenizer=tok, **kwargs)
+        loaded, _ = load_value_model(tmp_path / name)
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(ids).logits, want)
+
+
 def test_value_ctl_trains_on_the_loop(setup, tmp_path):
     from mathforge.models.value import load_value_model
     from mathforge.train.config import config_from_dict

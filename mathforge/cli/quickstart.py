@@ -1,8 +1,10 @@
 """`mathforge quickstart [--out DIR]`: the README's main job.
 
-Generates a synthetic task, trains a tiny model with SFT and with Masked Thought fine-tuning (same
-data, budget and seed), evaluates both on held-out problems through the grading module, and writes
-report.md + PNGs into the out dir. All logic lives in `mathforge.quickstart`.
+Generates a step-by-step synthetic task, trains a tiny model with SFT and with Masked Thought
+fine-tuning (same data, budget and seed), evaluates both on held-out problems through the grading
+module, then samples the SFT model N times per problem, trains a value model and compares majority
+vote, best-of-N, weighted vote and TSMC on the same problems, and writes report.md + PNGs into the
+out dir. All logic lives in `mathforge.quickstart` and `mathforge.quickstart_search`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("quickstart", help="train SFT vs MFT on a toy task and write a report (about 2 minutes on 2 idle cores; "
+    p = subparsers.add_parser("quickstart", help="train SFT vs MFT on a toy task, then sample, train a value model and run TSMC, and write a report "
+                                   "(about 4 minutes on 2 idle cores; "
                                    "README: measured times)",
                               description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="output folder (default runs/quickstart)")

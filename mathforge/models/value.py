@@ -74,13 +74,20 @@ class ValueModel(torch.nn.Module):
         h = self.head(hidden).squeeze(-1).float()  # [B, T]
         return ValueOutput(logits=h, cache=out.cache if use_cache else None)
 
-    def save_pretrained(self, path: str | Path, tokenizer=None, **kwargs) -> None:
+    def save_pretrained(self, path: str | Path, tokenizer=None, state_dict=None, **kwargs) -> None:
+        """`state_dict`: the whole model's (the training loop passes the one it gathered across
+        processes); split here into the trunk's keys, without their `trunk.` prefix, and the head, so
+        the trunk folder loads with `AutoModel` as the model trained."""
         from safetensors.torch import save_file
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        head = self.head.weight
+        if state_dict is not None:
+            head = state_dict["head.weight"]
+            kwargs["state_dict"] = {k.removeprefix("trunk."): v for k, v in state_dict.items() if k.startswith("trunk.")}
         self.trunk.save_pretrained(path, **kwargs)
-        save_file({"weight": self.head.weight.detach().contiguous().cpu()}, str(path / HEAD_FILE))
+        save_file({"weight": head.detach().contiguous().cpu()}, str(path / HEAD_FILE))
         (path / CONFIG_FILE).write_text(json.dumps({"format": FORMAT, "head": "linear_no_bias",
                                                     "init": self.init, "value": "sigmoid(h)"}, indent=1))
         if tokenizer is not None:
