@@ -160,6 +160,10 @@ def check_paths(cfg: RunConfig) -> None:
                 check_model_folder(path)
             except FileNotFoundError as exc:
                 raise FileNotFoundError(f"{key}: {exc}") from None
+    tok_dir = cfg.data.tokenizer_dir
+    if tok_dir and not (Path(tok_dir, "tokenizer.json").is_file() or Path(tok_dir, "tokenizer_config.json").is_file()):
+        raise FileNotFoundError(f"data.tokenizer_dir: {tok_dir}: no tokenizer.json or tokenizer_config.json "
+                                "(not a saved tokenizer folder)")
 
 
 def _load_tokenizer(cfg: RunConfig) -> Any:
@@ -168,11 +172,14 @@ def _load_tokenizer(cfg: RunConfig) -> Any:
     hook = getattr(get_objective(cfg.objective), "tokenizer", None)
     if hook is not None:  # e.g. a distillation student must share its teacher's ids
         return hook(cfg)
-    if not cfg.model.init:
+    if cfg.model.init and cfg.data.tokenizer_dir:
+        raise ValueError("data.tokenizer_dir and model.init both set: an init model brings its own tokenizer")
+    folder = cfg.model.init or cfg.data.tokenizer_dir
+    if not folder:
         return None
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(cfg.model.init, local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
