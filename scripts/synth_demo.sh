@@ -65,7 +65,7 @@ step S7 "$OUT/s7/kept.jsonl" mf synth dedup "$OUT/s6/kept.jsonl" --out "$OUT/s7"
 step S8 "$OUT/s8/clean.jsonl" mf synth decontaminate "$OUT/s7/kept.jsonl" --field problem --out "$OUT/s8"
 mf synth report "$OUT/s1" "$OUT/s2" "$OUT/s4m" "$OUT/s5" "$OUT/s6" "$OUT/s7" "$OUT/s8" --examples 4 --out "$OUT/yields.md" >/dev/null
 
-# S9 and the comparison: two nano models from scratch per seed (seeds 0 and 1), same steps (100 x 4
+# S9 and the comparison: two nano models from scratch per seed (seeds 0 to 3), same steps (100 x 4
 # rows of 1,024 tokens), settings and tokenizer (one BPE vocabulary built from the baseline's texts,
 # `tokenizer/`); one arm on GSM8K train, one on GSM8K train + the synthetic records; held-out: the
 # first 300 GSM8K test problems, paired per problem. The synthetic records are the kept ones (S8
@@ -80,7 +80,7 @@ else
   SYN=$OUT/s8-parsed/clean.jsonl; S9=$OUT/s9-parsed
 fi
 step ablation "$S9/with.toml" mf synth ablation "$SYN" --out "$S9" --steps 100
-for seed in 0 1; do
+for seed in 0 1 2 3; do
   for arm in without with; do
     run=$arm; [[ $seed == 0 ]] || run=$arm-seed$seed
     step "train-$run" "$S9/$run/model/config.json" mf train "$S9/$arm.toml" --set seed=$seed \
@@ -89,8 +89,8 @@ for seed in 0 1; do
 done
 # The comparison (each problem averaged over the two seeds, and seed by seed), then the yardsticks of
 # run-to-run noise: the same arm, seed 1 against seed 0.
-step compare "$S9/comparison-without+without-seed1-vs-with+with-seed1.md" mf synth compare "$S9" \
-  --arms without+without-seed1,with+with-seed1
+GROUPS=without+without-seed1+without-seed2+without-seed3,with+with-seed1+with-seed2+with-seed3
+step compare "$S9/comparison-${GROUPS/,/-vs-}.md" mf synth compare "$S9" --arms "$GROUPS"
 for arm in without with; do
   step "seeds-$arm" "$S9/comparison-$arm-vs-$arm-seed1.md" mf synth compare "$S9" --arms "$arm,$arm-seed1"
 done
