@@ -117,6 +117,10 @@ def test_two_tiny_arms_train_and_compare(tmp_path):
     assert [p["runs"] for p in pairs] == [["without", "with"], ["without-seed1", "with-seed1"]]
     assert pairs[0]["mean"] == pytest.approx(d["mean"])
     assert seeds["bpb_difference"]["mean"] == pytest.approx((pairs[0]["mean"] + pairs[1]["mean"]) / 2)
+    spread = seeds["across_pairs"]
+    assert spread["n"] == 2 and spread["mean"] == pytest.approx(seeds["bpb_difference"]["mean"])
+    assert spread["sd"] == pytest.approx(abs(pairs[0]["mean"] - pairs[1]["mean"]) / 2 ** 0.5)
+    assert spread["min"] <= spread["mean"] <= spread["max"] and "across_pairs" not in res
     assert seeds["arms_compared"] == ["without+without-seed1", "with+with-seed1"] and len(seeds["arms"]) == 4
     assert "with-seed1 − without-seed1" in (tmp_path / "comparison-without+without-seed1-vs-with+with-seed1.md"
                                            ).read_text()
