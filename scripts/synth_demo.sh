@@ -89,8 +89,8 @@ for seed in 0 1 2 3; do
 done
 # The comparison (each problem averaged over the two seeds, and seed by seed), then the yardsticks of
 # run-to-run noise: the same arm, seed 1 against seed 0.
-GROUPS=without+without-seed1+without-seed2+without-seed3,with+with-seed1+with-seed2+with-seed3
-step compare "$S9/comparison-${GROUPS/,/-vs-}.md" mf synth compare "$S9" --arms "$GROUPS"
+SEEDED=without+without-seed1+without-seed2+without-seed3,with+with-seed1+with-seed2+with-seed3
+step compare "$S9/comparison-${SEEDED/,/-vs-}.md" mf synth compare "$S9" --arms "$SEEDED"
 for arm in without with; do
   step "seeds-$arm" "$S9/comparison-$arm-vs-$arm-seed1.md" mf synth compare "$S9" --arms "$arm,$arm-seed1"
 done
