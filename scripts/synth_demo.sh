@@ -5,15 +5,17 @@
 # problems from snippets of the GSM8K *training* split (data/benchmarks/gsm8k/train.jsonl, first
 # 290 records, source kind "stack"); no test split of any benchmark enters the corpus, and S8 checks
 # the output against all of them. Every stage runs through `mathforge synth`; then two from-scratch
-# models are trained with the same budget and seed, one on GSM8K train alone and one on GSM8K train
-# plus the kept synthetic records (the parsed ones when none is kept), and compared on held-out GSM8K test problems (docs/synth.md).
+# models per seed (seeds 0-3) are trained with the same budget and tokenizer, one on GSM8K train alone
+# and one on GSM8K train plus the kept synthetic records (the parsed ones when none is kept), and
+# compared on held-out GSM8K test problems, paired per problem and seed by seed (docs/synth.md).
 #
 # Resumable: a stage whose output exists is skipped, and S4 resumes chunk by chunk, so rerunning
 # after a kill redoes only the unfinished chunk. One thread (OMP_NUM_THREADS=1).
-# Real wall time, 6 Dec 2026 on the 2 shared CPU cores, one thread: 27.8 min for a clean,
-# uninterrupted run from an empty folder at load average ~5 (S4 generation 16 min, three nano
-# trainings 11 min); 38.6 min of stage time in the first run at load average 7-12.
-# Results and what they mean: docs/synth.md "Demonstration" (0 of 160 generations kept).
+# Real wall time, 6 Dec 2026 on the 2 shared CPU cores, one thread, load average 4.5-6: 50.7 min of
+# stage time (S4 generation 22.6 min, eight nano trainings 26 min, comparisons 1.7 min), summed from
+# times.log over two sittings (the second added seeds 2 and 3).
+# Results and what they mean: docs/synth.md "Demonstration" (28 of 160 generations kept; no
+# measurable effect of adding them: the paired difference changes sign from seed to seed).
 #   bash scripts/synth_demo.sh [OUT_DIR]      (default runs/synth-demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."

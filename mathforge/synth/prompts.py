@@ -14,8 +14,9 @@ unchanged): `cot_demo` inserts one worked demonstration in the layout (`## Examp
 `[Problem]:` / `[Solution]:` and a `\\boxed{}` answer, as the tool variant always has) before
 `## New Problem`, and `open_problem` ends the prompt with the opening `[Problem]:` tag, so the model
 starts inside the problem section and a second `[Problem]` can serve as a stop string. Measured on
-SmolLM2-135M-Instruct (docs/synth.md "Demonstration"): without them it almost never writes the
-`[Solution]:` section; with them most generations parse and close.
+SmolLM2-135M-Instruct (docs/synth.md "Demonstration"), 160 prompts: without them 21 generations
+parsed and 52 closed before the token cap; with them (and S4 stops at a new `## ` section or a second
+`[Problem]`) 122 parsed and 150 closed.
 """
 
 from __future__ import annotations
