@@ -5,15 +5,17 @@
 # problems from snippets of the GSM8K *training* split (data/benchmarks/gsm8k/train.jsonl, first
 # 290 records, source kind "stack"); no test split of any benchmark enters the corpus, and S8 checks
 # the output against all of them. Every stage runs through `mathforge synth`; then two from-scratch
-# models are trained with the same budget and seed, one on GSM8K train alone and one on GSM8K train
-# plus the kept synthetic records (the parsed ones when none is kept), and compared on held-out GSM8K test problems (docs/synth.md).
+# models per seed (seeds 0-3) are trained with the same budget and tokenizer, one on GSM8K train alone
+# and one on GSM8K train plus the kept synthetic records (the parsed ones when none is kept), and
+# compared on held-out GSM8K test problems, paired per problem and seed by seed (docs/synth.md).
 #
 # Resumable: a stage whose output exists is skipped, and S4 resumes chunk by chunk, so rerunning
 # after a kill redoes only the unfinished chunk. One thread (OMP_NUM_THREADS=1).
-# Real wall time, 6 Dec 2026 on the 2 shared CPU cores, one thread: 27.8 min for a clean,
-# uninterrupted run from an empty folder at load average ~5 (S4 generation 16 min, three nano
-# trainings 11 min); 38.6 min of stage time in the first run at load average 7-12.
-# Results and what they mean: docs/synth.md "Demonstration" (0 of 160 generations kept).
+# Real wall time, 6 Dec 2026 on the 2 shared CPU cores, one thread, load average 4.5-6: 50.7 min of
+# stage time (S4 generation 22.6 min, eight nano trainings 26 min, comparisons 1.7 min), summed from
+# times.log over two sittings (the second added seeds 2 and 3).
+# Results and what they mean: docs/synth.md "Demonstration" (28 of 160 generations kept; no
+# measurable effect of adding them: the paired difference changes sign from seed to seed).
 #   bash scripts/synth_demo.sh [OUT_DIR]      (default runs/synth-demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,20 +36,25 @@ mkdir -p "$OUT"
 echo "start $(date -u +%FT%TZ)" >> "$OUT/times.log"
 
 # S1 snippets and S2 prompts: 290 snippets, the four school levels (a 135M model is not asked for
-# college or competition problems); 8 tool-variant prompts from the first 8 snippets.
+# college or competition problems); 8 tool-variant prompts from the first 8 snippets. The CoT prompts
+# carry one worked demonstration in the layout and end with the opening `[Problem]:` tag
+# (--cot-demo --open-problem, docs/synth.md): without them this model, not trained by S3, wrote the
+# `[Solution]:` section in 21 of 160 generations and closed it in 3 (first run, 6 Dec 2026).
 step S1 "$OUT/s1/snippets.jsonl" mf synth snippets "$CORPUS" --source stack --limit 290 --out "$OUT/s1"
 step S1-tool "$OUT/s1-tool/snippets.jsonl" mf synth snippets "$CORPUS" --source stack --limit 8 --out "$OUT/s1-tool"
-step S2 "$OUT/s2/prompts.jsonl" mf synth prompts "$OUT/s1/snippets.jsonl" --levels grade,middle,high,amc8 --out "$OUT/s2"
+step S2 "$OUT/s2/prompts.jsonl" mf synth prompts "$OUT/s1/snippets.jsonl" --levels grade,middle,high,amc8 \
+  --cot-demo --open-problem --out "$OUT/s2"
 step S2-tool "$OUT/s2-tool/prompts.jsonl" mf synth prompts "$OUT/s1-tool/snippets.jsonl" --tool --out "$OUT/s2-tool"
 [[ -e $OUT/prompts.jsonl ]] || cat "$OUT/s2/prompts.jsonl" "$OUT/s2-tool/prompts.jsonl" > "$OUT/prompts.jsonl"
 
-# S4 bulk generation: raw continuation after "## New Problem" (no chat wrapper, as the synthesis
-# model is prompted in docs/methods/synthesis.md §d.6), batched 32 rows, chunks of 32 prompts (the resume unit). Sampling is
-# cooler than §d.6's temperature 1.0, which makes an untrained 135M model write word salad; the
-# stops end a generation where it starts a second template section.
+# S4 bulk generation: raw continuation (no chat wrapper: through SmolLM2's chat template the whole
+# Markdown prompt made it echo the guidelines or introduce itself, docs/synth.md), batched 32 rows,
+# chunks of 32 prompts (the resume unit). Sampling is cooler than §d.6's temperature 1.0, which makes
+# an untrained 135M model write word salad. Stops: a new `## ` section or a second `[Problem]` ends a
+# generation (the model otherwise goes on with `## Example`, `## New Question`, ... until the cap).
 step S4 "$OUT/s4/run.done" bash -c "'$PY' -m mathforge synth generate '$OUT/prompts.jsonl' --engine $MODEL \
   --out '$OUT/s4' --chunk-size 32 --option batch_size=32 --option chat=false --temperature 0.7 --top-p 0.95 \
-  --max-new-tokens 224 --tool-max-new-tokens 320 --stop '## Instruction' --stop '## New Problem' \
+  --max-new-tokens 320 --tool-max-new-tokens 320 --stop $'\\n## ' --stop '[Problem]' \
   && touch '$OUT/s4/run.done'"
 
 # S5-S8: merge, parse, filter (minimum 60 SmolLM2 tokens instead of 150: the CPU budget caps a
@@ -60,11 +67,12 @@ step S7 "$OUT/s7/kept.jsonl" mf synth dedup "$OUT/s6/kept.jsonl" --out "$OUT/s7"
 step S8 "$OUT/s8/clean.jsonl" mf synth decontaminate "$OUT/s7/kept.jsonl" --field problem --out "$OUT/s8"
 mf synth report "$OUT/s1" "$OUT/s2" "$OUT/s4m" "$OUT/s5" "$OUT/s6" "$OUT/s7" "$OUT/s8" --examples 4 --out "$OUT/yields.md" >/dev/null
 
-# S9 and the comparison: two nano models from scratch, same steps (100 x 4 rows of 1,024 tokens),
-# seed and settings; one on GSM8K train, one on GSM8K train + the synthetic records; held-out: the
-# first 300 GSM8K test problems. The synthetic records are the kept ones (S8 output); when the
-# filters kept none, the comparison is made on the parsed records instead (S5 output, decontaminated
-# the same way), in s9-parsed/, and says so: what unfiltered synthesis output does to the model.
+# S9 and the comparison: two nano models from scratch per seed (seeds 0 to 3), same steps (100 x 4
+# rows of 1,024 tokens), settings and tokenizer (one BPE vocabulary built from the baseline's texts,
+# `tokenizer/`); one arm on GSM8K train, one on GSM8K train + the synthetic records; held-out: the
+# first 300 GSM8K test problems, paired per problem. The synthetic records are the kept ones (S8
+# output); when the filters kept none, the comparison is made on the parsed records instead (S5
+# output, decontaminated the same way), in s9-parsed/, and says so.
 if [[ -s $OUT/s8/clean.jsonl ]]; then
   SYN=$OUT/s8/clean.jsonl; S9=$OUT/s9-kept
 else
@@ -74,13 +82,19 @@ else
   SYN=$OUT/s8-parsed/clean.jsonl; S9=$OUT/s9-parsed
 fi
 step ablation "$S9/with.toml" mf synth ablation "$SYN" --out "$S9" --steps 100
-for arm in without with; do
-  step "train-$arm" "$S9/$arm/model/config.json" mf train "$S9/$arm.toml" --set threads=1 --set progress=false
+for seed in 0 1 2 3; do
+  for arm in without with; do
+    run=$arm; [[ $seed == 0 ]] || run=$arm-seed$seed
+    step "train-$run" "$S9/$run/model/config.json" mf train "$S9/$arm.toml" --set seed=$seed \
+      --set "out_dir=$S9/$run" --set threads=1 --set progress=false
+  done
 done
-step compare "$S9/comparison.md" mf synth compare "$S9"
-# Yardstick: the baseline again with seed 1 (another initialisation and data order, same data).
-step train-without-seed1 "$S9/without-seed1/model/config.json" mf train "$S9/without.toml" --set seed=1 \
-  --set "out_dir=$S9/without-seed1" --set threads=1 --set progress=false
-step compare-seeds "$S9/comparison-without-vs-without-seed1.md" mf synth compare "$S9" --arms without,without-seed1
+# The comparison (each problem averaged over the two seeds, and seed by seed), then the yardsticks of
+# run-to-run noise: the same arm, seed 1 against seed 0.
+SEEDED=without+without-seed1+without-seed2+without-seed3,with+with-seed1+with-seed2+with-seed3
+step compare "$S9/comparison-${SEEDED/,/-vs-}.md" mf synth compare "$S9" --arms "$SEEDED"
+for arm in without with; do
+  step "seeds-$arm" "$S9/comparison-$arm-vs-$arm-seed1.md" mf synth compare "$S9" --arms "$arm,$arm-seed1"
+done
 echo "end $(date -u +%FT%TZ)" >> "$OUT/times.log"
-cat "$OUT/yields.md" "$S9/comparison.md" "$S9/comparison-without-vs-without-seed1.md"
+cat "$OUT/yields.md" "$S9"/comparison-*.md

@@ -38,6 +38,16 @@ def test_arms_differ_only_in_training_file_and_leaks_are_refused(tmp_path):
         r["data"].pop("train_file")
         r.pop("out_dir")
     assert recipes["with"] == recipes["without"] and recipes["with"]["optim"]["max_steps"] == 7
+    # one vocabulary for both arms, built from the baseline's texts only (no synthetic record in it)
+    from transformers import AutoTokenizer
+
+    tok_dir = recipes["with"]["data"]["tokenizer_dir"]
+    assert tok_dir == str((tmp_path / "tokenizer").resolve())
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    assert len(tok) <= cfg.vocab_size and "apples" not in tok.get_vocab() and "Ġapples" not in tok.get_vocab()
+    ablation_files(SYN, SFT, HELD, tmp_path / "init", AblationConfig(init="x"))  # a pretrained model's own
+    assert "tokenizer_dir" not in tomllib.loads((tmp_path / "init" / "with.toml").read_text())["data"]
+    assert not (tmp_path / "init" / "tokenizer").exists()
     with pytest.raises(ValueError, match="held-out question"):
         ablation_files([*SYN, HELD[0]], SFT, HELD, tmp_path / "leak", cfg)
     with pytest.raises(ValueError, match="sft"):
@@ -72,19 +82,25 @@ def test_two_tiny_arms_train_and_compare(tmp_path):
     from tests.tiny_lm import TINY_TRAIN_OVERRIDES
 
     torch.set_num_threads(1)
-    cfg = AblationConfig(steps=2, micro_batch_size=2, seq_len=64, n_heldout=4, n_accuracy=2, max_new_tokens=8,
+    cfg = AblationConfig(steps=2, micro_batch_size=2, seq_len=96, n_heldout=4, n_accuracy=2, max_new_tokens=8,
                          vocab_size=300)
     ablation_files(SYN, SFT, HELD, tmp_path, cfg)
-    for arm in ("without", "with"):
+    for arm, seed in (("without", 0), ("with", 0), ("without", 1), ("with", 1)):
         table = tomllib.loads((tmp_path / f"{arm}.toml").read_text())
         table["model"]["overrides"] = TINY_TRAIN_OVERRIDES
-        table |= {"progress": False, "threads": 1, "checkpoint_every": 0}
+        table |= {"progress": False, "threads": 1, "checkpoint_every": 0, "seed": seed}
+        if seed:
+            table["out_dir"] += f"-seed{seed}"
         train(config_from_dict(table, source=f"{arm}.toml"))
     res = compare_arms(tmp_path, n_boot=200)
-    assert set(res["arms"]) == {"without", "with"} and res["heldout"] == 4
+    assert set(res["arms"]) == {"without", "with"} and res["heldout"] == 4 and "per_pair" not in res
     for arm in res["arms"].values():
         assert arm["bits_per_byte"] > 0 and arm["n_problems"] == 2 and arm["steps"] == 2
         assert arm["bpb_ci"][0] <= arm["bits_per_byte"] <= arm["bpb_ci"][1]
+    from transformers import AutoTokenizer
+
+    vocabs = [AutoTokenizer.from_pretrained(tmp_path / arm / "model").get_vocab() for arm in ("without", "with")]
+    assert vocabs[0] == vocabs[1] == AutoTokenizer.from_pretrained(tmp_path / "tokenizer").get_vocab()
     d = res["bpb_difference"]
     assert d["ci"][0] <= d["mean"] <= d["ci"][1] and res["arms_compared"] == ["without", "with"]
     per = {a: res["arms"][a]["bits_per_byte"] for a in ("without", "with")}
@@ -94,6 +110,22 @@ def test_two_tiny_arms_train_and_compare(tmp_path):
     assert (tmp_path / "comparison-with-vs-without.md").is_file()
     assert json.loads((tmp_path / "comparison.json").read_text()) == res
     assert "Paired difference" in (tmp_path / "comparison.md").read_text()
+    # groups of seeds: each problem averaged over a group's runs; the pooled difference is then the
+    # mean of the seed-by-seed differences, which are listed too
+    seeds = compare_arms(tmp_path, arms=("without+without-seed1", ("with", "with-seed1")), n_boot=200)
+    pairs = seeds["per_pair"]
+    assert [p["runs"] for p in pairs] == [["without", "with"], ["without-seed1", "with-seed1"]]
+    assert pairs[0]["mean"] == pytest.approx(d["mean"])
+    assert seeds["bpb_difference"]["mean"] == pytest.approx((pairs[0]["mean"] + pairs[1]["mean"]) / 2)
+    spread = seeds["across_pairs"]
+    assert spread["n"] == 2 and spread["mean"] == pytest.approx(seeds["bpb_difference"]["mean"])
+    assert spread["sd"] == pytest.approx(abs(pairs[0]["mean"] - pairs[1]["mean"]) / 2 ** 0.5)
+    assert spread["min"] <= spread["mean"] <= spread["max"] and "across_pairs" not in res
+    assert seeds["arms_compared"] == ["without+without-seed1", "with+with-seed1"] and len(seeds["arms"]) == 4
+    assert "with-seed1 − without-seed1" in (tmp_path / "comparison-without+without-seed1-vs-with+with-seed1.md"
+                                           ).read_text()
+    with pytest.raises(ValueError, match="empty run name"):
+        compare_arms(tmp_path, arms=("without+", "with"))
 
 
 def test_ablation_and_compare_from_the_command_line(tmp_path):

@@ -90,6 +90,12 @@ def test_cot_prompt_layout_and_levels():
                                          "[Solution]:", "## New Problem\n")]
         assert heads == sorted(heads) and text.endswith("## New Problem\n")
     assert len({cot_prompt("s", lv) for lv in LEVELS}) == 8
+    # the one-shot options: an ## Example in the layout just before ## New Problem, and the open tag
+    plain = build_prompts(snips, PromptConfig(levels=["grade"]))[0]["prompt"]
+    shot = build_prompts(snips, PromptConfig(levels=["grade"], cot_demo=True, open_problem=True))[0]["prompt"]
+    head, _, tail = shot.partition("## Example\n[Problem]: A baker")
+    assert head == plain.removesuffix("## New Problem\n") and tail.endswith("\\boxed{6}.\n\n## New Problem\n[Problem]:")
+    assert cot_prompt("s", "grade", open_problem=True) == cot_prompt("s", "grade") + "[Problem]:"
     with pytest.raises(ValueError, match="prompts.levels"):
         PromptConfig(levels=["phd"])
 

@@ -67,6 +67,28 @@ def test_model_init_missing_or_a_run_folder(tmp_path, capsys):
     assert not (tmp_path / "o").exists()  # refused before anything was read, built or written
 
 
+def test_shared_tokenizer_dir_is_used_as_is_or_refused_clearly(tmp_path, capsys):
+    """`data.tokenizer_dir`: a saved tokenizer replaces the one a run would build from its data (so
+    two runs on different data share one vocabulary); a folder without one, or one set beside
+    `model.init`, is refused before anything is built."""
+    from transformers import AutoTokenizer
+
+    from mathforge.data.tokenizer import build_tokenizer
+
+    recipe = _recipe(tmp_path, steps=1)
+    rc, err = _run(["train", recipe, "--out", tmp_path / "o", "--set", f"data.tokenizer_dir={tmp_path}"], capsys)
+    assert rc == 2 and f"data.tokenizer_dir: {tmp_path}: no tokenizer.json" in err
+    shared = build_tokenizer(["Zebra quagga xylophone 7+5=12"], kind="char")  # letters the data lacks
+    shared.save_pretrained(tmp_path / "tok")
+    rc, err = _run(["train", recipe, "--out", tmp_path / "o", "--set", f"data.tokenizer_dir={tmp_path / 'tok'}",
+                    "--set", "model.init=x"], capsys)
+    assert rc == 2 and "data.tokenizer_dir and model.init are both set" in err
+    rc, _ = _run(["train", recipe, "--out", tmp_path / "o", "--set", f"data.tokenizer_dir={tmp_path / 'tok'}"], capsys)
+    assert rc == 0
+    saved = AutoTokenizer.from_pretrained(tmp_path / "o" / "model").get_vocab()
+    assert saved == shared.get_vocab() and "Z" in saved and "q" in saved
+
+
 def test_eval_of_a_run_folder_says_which_model_folder(tmp_path, capsys):
     run = _fake_run_folder(tmp_path)
     rc, err = _run(["eval", "--model", run, "--benchmark", "gsm8k", "--limit", "1", "--quiet",

@@ -27,6 +27,9 @@ def add_parser(subparsers) -> None:
     s.add_argument("--levels", default="", help="comma-separated subset of the eight levels")
     s.add_argument("--tool", action="store_true", help="the tool (code) variant")
     s.add_argument("--demos", type=Path, default=None, help="JSONL of {question, solution} demonstrations")
+    s.add_argument("--cot-demo", action="store_true",
+                   help="CoT: one worked demonstration in the layout (## Example) before ## New Problem")
+    s.add_argument("--open-problem", action="store_true", help="CoT: end the prompt with the opening [Problem]: tag")
     s = sub.add_parser("generate", help="S4: prompts.jsonl -> chunks (resumable, --shard i/n)")
     s.add_argument("prompts", type=Path)
     s.add_argument("--engine", required=True, help="model folder, openai:URL#MODEL, vllm:PATH, ...")
@@ -119,7 +122,9 @@ def add_parser(subparsers) -> None:
     s.add_argument("--n-heldout", type=int, default=300)
     s = sub.add_parser("compare", help="score the two trained arms of an ablation folder on its held-out set")
     s.add_argument("folder", type=Path)
-    s.add_argument("--arms", default="without,with", help="two run folders inside FOLDER (baseline first)")
+    s.add_argument("--arms", default="without,with",
+                   help="two run folders inside FOLDER, baseline first; '+' joins runs into a group whose "
+                        "per-problem bits/byte is averaged (e.g. without+without-seed1,with+with-seed1)")
 
 
 def _options(pairs: list[str]) -> dict:
@@ -157,7 +162,8 @@ def _run(args: argparse.Namespace, stages) -> dict:
     if args.stage == "prompts":
         from mathforge.synth.prompts import LEVELS, PromptConfig
 
-        cfg = PromptConfig(levels=args.levels.split(",") if args.levels else list(LEVELS))
+        cfg = PromptConfig(levels=args.levels.split(",") if args.levels else list(LEVELS), cot_demo=args.cot_demo,
+                           open_problem=args.open_problem)
         return stages.prompts_stage(args.snippets, args.out, cfg, tool=args.tool, demos_file=args.demos)
     if args.stage == "generate":
         from mathforge.synth.generate import GenerateConfig
@@ -229,7 +235,7 @@ def _run(args: argparse.Namespace, stages) -> dict:
 
         arms = tuple(a for a in args.arms.split(",") if a)
         if len(arms) != 2:
-            raise ValueError(f"--arms {args.arms!r}: expected two names, e.g. without,with")
+            raise ValueError(f"--arms {args.arms!r}: expected two names or groups, e.g. without,with")
         res = compare_arms(args.folder, arms=arms)
         return {"arms": res["arms_compared"], "bpb_difference": res["bpb_difference"]}
     raise ValueError(f"unknown stage {args.stage!r}")  # pragma: no cover

@@ -1,19 +1,26 @@
 """Does the synthetic data help? The with/without comparison of the JiuZhang3.0-style pipeline
 (Zhou et al. 2024; docs/methods/synthesis.md §d.11 trains on the synthetic data, then on an instruction set).
 
-Two arms share everything but the training file: the model preset, tokenizer kind, optimizer,
+Two arms share everything but the training file: the model preset, tokenizer, optimizer,
 number of optimizer steps, rows per step and seed. Arm `without` trains on an instruction set
 (`sft`, e.g. GSM8K train); arm `with` on the same set plus the kept synthetic records. Both are
 written as `mathforge train` recipes (this package does not import the trainer, docs/architecture.md).
 
+Both arms use one tokenizer: a byte-level BPE built from the `without` arm's texts (instruction set
+and held-out problems, what that arm would build for itself) and saved in `tokenizer/`, which both
+recipes name (`data.tokenizer_dir`); with `init` (a pretrained model) both use its tokenizer. So the
+arms differ in their training file only, not in their vocabularies.
+
 Held-out measure: the bits per byte of each held-out gold solution given its question,
-`-log2 p(solution | question) / len(solution in UTF-8)`. Each arm trains its own byte-level BPE
-tokenizer on its own data, so a per-token loss would not compare across arms; the probability of
-the same string does (byte-level BPE is lossless). The two vocabularies still differ a little, a
-confound a report should name; with `init` (a pretrained model) both arms share its tokenizer. The
-difference is paired per problem and gets a percentile-bootstrap interval (over problems, not over
-training runs: train the baseline with a second seed and compare those two, `arms=`, for a yardstick
-of run-to-run noise); the loop's greedy exact match comes with its Wilson interval.
+`-log2 p(solution | question) / len(solution in UTF-8)` (comparable across tokenizers too, as
+byte-level BPE is lossless). The difference is paired per problem and gets a percentile-bootstrap
+interval over problems. Run-to-run noise is measured by training each arm with several seeds
+(`--set seed=S --set out_dir=FOLDER/ARM-seedS`) and comparing groups of runs (`arms=` with
+`+`-joined names): each problem's bits/byte is averaged over a group's runs, and the seed-by-seed
+paired differences are listed beside the pooled one with their spread (mean, standard deviation,
+range, how many are positive): the interval over problems does not include run-to-run noise, and on
+the demonstration the seed-by-seed differences changed sign while each interval excluded zero. The
+loop's greedy exact match comes with its Wilson interval.
 """
 
 from __future__ import annotations
@@ -53,9 +60,10 @@ class AblationConfig:
             raise ValueError("ablation.lr must be > 0 and ablation.n_accuracy >= 0")
 
 
-def arm_recipe(train_file: str, heldout_file: str, out_dir: str, cfg: AblationConfig) -> dict[str, Any]:
+def arm_recipe(train_file: str, heldout_file: str, out_dir: str, cfg: AblationConfig, tokenizer_dir: str = ""
+               ) -> dict[str, Any]:
     """The `mathforge train` recipe (as a table) of one arm; only `train_file`/`out_dir` differ."""
-    return {
+    recipe = {
         "out_dir": out_dir, "objective": "sft", "seed": cfg.seed, "log_every": 25, "checkpoint_every": 100,
         "data": {"task": "file", "train_file": train_file, "eval_file": heldout_file, "question_key": "input",
                  "response_key": "output", "prompt_template": "{question}", "n_train": 10**9,
@@ -67,6 +75,9 @@ def arm_recipe(train_file: str, heldout_file: str, out_dir: str, cfg: AblationCo
                   "max_steps": cfg.steps},
         "eval": {"every": 0, "n_problems": cfg.n_accuracy, "max_new_tokens": cfg.max_new_tokens, "batch_size": 32},
     }
+    if tokenizer_dir:
+        recipe["data"]["tokenizer_dir"] = tokenizer_dir
+    return recipe
 
 
 def ablation_files(synthetic: list[dict], sft: list[dict], heldout: list[dict], out_dir: str | Path,
@@ -92,9 +103,16 @@ def ablation_files(synthetic: list[dict], sft: list[dict], heldout: list[dict], 
     write_jsonl(out / "without.jsonl", sft)
     write_jsonl(out / "with.jsonl", [*sft, *synthetic])
     write_jsonl(out / "heldout.jsonl", heldout)
+    tok_dir = ""
+    if not cfg.init:  # one vocabulary for both arms: the one the `without` arm would build
+        from mathforge.data.tokenizer import build_tokenizer
+
+        texts = [t for r in [*sft, *heldout] for t in (r["input"], r["output"])]
+        tok_dir = str((out / "tokenizer").resolve())
+        build_tokenizer(texts, kind="bpe", vocab_size=cfg.vocab_size).save_pretrained(tok_dir)
     for arm in ARMS:
         recipe = arm_recipe(str((out / f"{arm}.jsonl").resolve()), str((out / "heldout.jsonl").resolve()),
-                            str(out / arm), cfg)
+                            str(out / arm), cfg, tokenizer_dir=tok_dir)
         (out / f"{arm}.toml").write_text(toml_dumps(recipe), encoding="utf-8")
     return {"sft": len(sft), "synthetic": len(synthetic), "heldout": len(heldout)}
 
@@ -138,11 +156,20 @@ def slow_solution_bits(model: Any, tokenizer: Any, rec: dict) -> float:
     return bits
 
 
-def compare_arms(folder: str | Path, *, arms: tuple[str, str] = ARMS, n_boot: int = 2000, seed: int = 0
-                 ) -> dict[str, Any]:
-    """Score two trained runs of `folder` (default `without` and `with`) on `heldout.jsonl`; write
-    `comparison.json`/`.md` (`comparison-A-vs-B.*` for other runs, e.g. a second seed of `without`
-    as a yardstick of seed-to-seed noise)."""
+def _group(arm: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    names = tuple(arm.split("+")) if isinstance(arm, str) else tuple(arm)
+    if not names or not all(names):
+        raise ValueError(f"compare: empty run name in {arm!r}")
+    return names
+
+
+def compare_arms(folder: str | Path, *, arms=ARMS, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Score two trained runs, or two groups of runs, of `folder` (default `without` and `with`) on
+    `heldout.jsonl`; write `comparison.json`/`.md` (`comparison-A-vs-B.*` for other runs).
+
+    An arm may be a group (`"with+with-seed1"` or a tuple of names): its per-problem bits/byte is the
+    mean over the group's runs, and when both groups have as many runs, the i-th runs are also
+    compared pairwise (`per_pair`, e.g. seed by seed)."""
     import numpy as np
 
     from mathforge.grading.metrics import bootstrap_ci
@@ -150,28 +177,42 @@ def compare_arms(folder: str | Path, *, arms: tuple[str, str] = ARMS, n_boot: in
     from mathforge.synth.io import load_records
 
     folder = Path(folder)
+    groups = [_group(a) for a in arms]
+    if len(groups) != 2:
+        raise ValueError(f"compare: expected two arms, got {len(groups)}")
     held = load_records(folder / "heldout.jsonl", required=("input", "output"))
     result: dict[str, Any] = {"heldout": len(held), "arms": {}}
-    per_problem = {}
-    base, other = arms
-    for arm in arms:
-        model_dir = folder / arm / "model"
+    per_run = {}
+    for run in dict.fromkeys(r for g in groups for r in g):
+        model_dir = folder / run / "model"
         if not (model_dir / "config.json").is_file():
-            raise FileNotFoundError(f"{model_dir}: not trained yet (run mathforge train {folder}/{arm}.toml)")
+            raise FileNotFoundError(f"{model_dir}: not trained yet (run mathforge train {folder}/<arm>.toml)")
         model, tok = load_model(model_dir, device="cpu")
         bits = solution_bits(model, tok, held)
         bpb = np.array([b / max(n, 1) for b, n in bits])  # [N] bits per byte, per problem
-        per_problem[arm] = bpb
+        per_run[run] = bpb
         lo, hi = bootstrap_ci(bpb, n_boot=n_boot, seed=seed)
-        arm_out = {"bits_per_byte": float(bpb.mean()), "bpb_ci": [lo, hi],
-                   "pooled_bits_per_byte": sum(b for b, _ in bits) / sum(n for _, n in bits)}
-        arm_out |= _final_metrics(folder / arm)
-        result["arms"][arm] = arm_out
-    diff = per_problem[other] - per_problem[base]  # [N]; negative: `other` (the synthetic data) helped
-    lo, hi = bootstrap_ci(diff, n_boot=n_boot, seed=seed)
+        run_out = {"bits_per_byte": float(bpb.mean()), "bpb_ci": [lo, hi],
+                   "pooled_bits_per_byte": sum(b for b, _ in bits) / sum(n for _, n in bits),
+                   "vocab_size": len(tok)}
+        run_out |= _final_metrics(folder / run)
+        result["arms"][run] = run_out
+    base, other = ("+".join(g) for g in groups)
+    diff = np.mean([per_run[r] for r in groups[1]], axis=0) - np.mean([per_run[r] for r in groups[0]], axis=0)
+    lo, hi = bootstrap_ci(diff, n_boot=n_boot, seed=seed)  # diff [N]; negative: `other` helped
     result["arms_compared"] = [base, other]
     result["bpb_difference"] = {"mean": float(diff.mean()), "ci": [lo, hi], "better_on": int((diff < 0).sum())}
-    name = "comparison" if tuple(arms) == ARMS else f"comparison-{base}-vs-{other}"
+    if len(groups[0]) == len(groups[1]) > 1:
+        result["per_pair"] = []
+        for a, b in zip(*groups, strict=True):
+            d = per_run[b] - per_run[a]  # [N]
+            lo, hi = bootstrap_ci(d, n_boot=n_boot, seed=seed)
+            result["per_pair"].append({"runs": [a, b], "mean": float(d.mean()), "ci": [lo, hi]})
+        means = np.array([p["mean"] for p in result["per_pair"]])  # [pairs]: the run-to-run spread
+        result["across_pairs"] = {"n": len(means), "mean": float(means.mean()), "sd": float(means.std(ddof=1)),
+                                  "min": float(means.min()), "max": float(means.max()),
+                                  "positive": int((means > 0).sum())}
+    name = "comparison" if (base, other) == ARMS else f"comparison-{base}-vs-{other}"
     (folder / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (folder / f"{name}.md").write_text(comparison_markdown(result), encoding="utf-8")
     return result
@@ -206,4 +247,11 @@ def comparison_markdown(res: dict[str, Any]) -> str:
     lines += ["", f"Paired difference ({other} − {base}): {d['mean']:+.4f} bits/byte, 95% CI "
               f"[{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]; `{other}` is lower on {d['better_on']} of "
               f"{res['heldout']} problems."]
+    for p in res.get("per_pair", []):
+        lines.append(f"- {p['runs'][1]} − {p['runs'][0]}: {p['mean']:+.4f} [{p['ci'][0]:+.4f}, {p['ci'][1]:+.4f}]")
+    if "across_pairs" in res:
+        a = res["across_pairs"]
+        lines += ["", f"Across the {a['n']} pairs (the run-to-run spread, which the intervals over problems do not "
+                  f"include): mean {a['mean']:+.4f}, standard deviation {a['sd']:.4f}, range [{a['min']:+.4f}, "
+                  f"{a['max']:+.4f}]; positive (`{other}` worse) in {a['positive']} of {a['n']}."]
     return "\n".join(lines) + "\n"

@@ -8,6 +8,15 @@ and `[Solution] … [/Solution]` with Python code and a closing `\\boxed{}` summ
 demonstration in the same layout. Two fixes relative to the original (§d.4): the box command is
 `\\boxed{}` (the original wrote `/boxed`), and a demonstration's chat-role prefix and suffix are
 removed as exact strings, never as a set of characters.
+
+Two options for a synthesis model that has not been through S3 (off by default, so §d.4's prompt is
+unchanged): `cot_demo` inserts one worked demonstration in the layout (`## Example` with
+`[Problem]:` / `[Solution]:` and a `\\boxed{}` answer, as the tool variant always has) before
+`## New Problem`, and `open_problem` ends the prompt with the opening `[Problem]:` tag, so the model
+starts inside the problem section and a second `[Problem]` can serve as a stop string. Measured on
+SmolLM2-135M-Instruct (docs/synth.md "Demonstration"), 160 prompts: without them 21 generations
+parsed and 52 closed before the token cap; with them (and S4 stops at a new `## ` section or a second
+`[Problem]`) 122 parsed and 150 closed.
 """
 
 from __future__ import annotations
@@ -58,8 +67,16 @@ Write one new {level_name} math problem, and its solution, drawing on the conten
 [Problem]: {problem_rule} Give it the needed data and a single final answer.
 [Solution]: {solution_rule} End with the final answer in \\boxed{{}}.
 
-## New Problem
-"""
+{demo}## New Problem
+{open_tag}"""
+
+# The `cot_demo` demonstration (written for mathforge; not from any benchmark).
+DEFAULT_COT_DEMO = {
+    "question": "A baker makes 24 muffins in the morning and half as many in the afternoon. She sells 30 of "
+                "them. How many muffins are left?",
+    "solution": "In the afternoon she makes 24 / 2 = 12 muffins, so 24 + 12 = 36 in all. After selling 30, "
+                "36 - 30 = 6 are left. The answer is \\boxed{6}.",
+}
 
 TOOL_TEMPLATE = """## Instruction
 Taking ideas from the text below, write a completely self-contained math problem and a correct
@@ -101,6 +118,8 @@ class PromptConfig:
     demo_prefix: str = ""
     demo_suffix: str = ""
     seed: int = 42
+    cot_demo: bool = False
+    open_problem: bool = False
 
     def __post_init__(self) -> None:
         bad = [lv for lv in self.levels if lv not in LEVELS]
@@ -110,12 +129,17 @@ class PromptConfig:
             raise ValueError("prompts.tool_seed_chars must be >= 1")
 
 
-def cot_prompt(snippet: str, level: str) -> str:
+def cot_prompt(snippet: str, level: str, *, demo: dict | None = None, open_problem: bool = False) -> str:
+    """The §d.4 prompt; `demo` ({question, solution}) adds an `## Example` section, `open_problem`
+    ends it with `[Problem]:` (module docstring)."""
     if level not in LEVEL_RULES:
         raise ValueError(f"unknown level {level!r}; choose from {list(LEVELS)}")
     problem_rule, solution_rule = LEVEL_RULES[level]
+    example = (f"## Example\n[Problem]: {demo['question'].strip()}\n[Solution]: {demo['solution'].strip()}\n\n"
+               if demo else "")
     return COT_TEMPLATE.format(level_name=LEVEL_NAMES[level], snippet=snippet, problem_rule=problem_rule,
-                               solution_rule=solution_rule)
+                               solution_rule=solution_rule, demo=example,
+                               open_tag="[Problem]:" if open_problem else "")
 
 
 def build_prompts(snippets: list[dict], cfg: PromptConfig | None = None) -> list[dict]:
@@ -130,7 +154,8 @@ def build_prompts(snippets: list[dict], cfg: PromptConfig | None = None) -> list
             if level in cfg.levels:
                 out.append({"id": f"{snip['id']}:{level}", "snippet_id": snip["id"], "level": level,
                             "source": snip.get("source", ""), "variant": "cot",
-                            "prompt": cot_prompt(snip["text"], level)})
+                            "prompt": cot_prompt(snip["text"], level, demo=DEFAULT_COT_DEMO if cfg.cot_demo else None,
+                                                 open_problem=cfg.open_problem)})
     return out
 
 

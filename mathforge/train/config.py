@@ -42,6 +42,8 @@ class DataConfig:
     `eval_file` if set, else the first `n_eval` generated (or shuffled file) examples. An example
     longer than `seq_len` tokens stops the run with an error naming it (`overlong="error"`), is cut
     on the right (`"truncate"`) or left out (`"drop"`); the run prints and records how many.
+    `tokenizer_dir` (a saved tokenizer folder) is used as is instead of building one from the data,
+    so that runs on different data share one vocabulary (e.g. the two arms of `synth ablation`).
     """
 
     task: str = "multiplication"
@@ -53,6 +55,7 @@ class DataConfig:
     seq_len: int = 256
     packing: bool = True
     tokenizer: str = "char"
+    tokenizer_dir: str = ""
     vocab_size: int = 4096
     prompt_template: str = "{question}\n"
     question_key: str = ""

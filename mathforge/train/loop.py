@@ -147,10 +147,13 @@ def _build_model(cfg: RunConfig, tokenizer: Any, objective: Any = None) -> Any:
 
 
 def check_paths(cfg: RunConfig) -> None:
-    """Every model folder the run reads exists and is one (not its training run folder), before any
+    """Every model (or tokenizer) folder the run reads exists and is one (not its training run folder), before any
     data is read or model built; transformers would take a missing path for a Hub repo id."""
     from mathforge.models.loading import check_model_folder
 
+    tok_dir = cfg.data.tokenizer_dir
+    if tok_dir and cfg.model.init:
+        raise ValueError("data.tokenizer_dir and model.init are both set: a model.init folder brings its own tokenizer")
     named = [("model.init", cfg.model.init)]
     if cfg.objective.startswith("icot_kd"):
         named += [(f"icot_kd.{k}", getattr(cfg.icot_kd, k)) for k in ("teacher", "student", "emulator")]
@@ -160,6 +163,9 @@ def check_paths(cfg: RunConfig) -> None:
                 check_model_folder(path)
             except FileNotFoundError as exc:
                 raise FileNotFoundError(f"{key}: {exc}") from None
+    if tok_dir and not (Path(tok_dir, "tokenizer.json").is_file() or Path(tok_dir, "tokenizer_config.json").is_file()):
+        raise FileNotFoundError(f"data.tokenizer_dir: {tok_dir}: no tokenizer.json or tokenizer_config.json "
+                                "(not a saved tokenizer folder)")
 
 
 def _load_tokenizer(cfg: RunConfig) -> Any:
@@ -168,11 +174,12 @@ def _load_tokenizer(cfg: RunConfig) -> Any:
     hook = getattr(get_objective(cfg.objective), "tokenizer", None)
     if hook is not None:  # e.g. a distillation student must share its teacher's ids
         return hook(cfg)
-    if not cfg.model.init:
+    folder = cfg.model.init or cfg.data.tokenizer_dir
+    if not folder:
         return None
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(cfg.model.init, local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
