@@ -101,6 +101,7 @@ class VoteEngine:
         self.answers = answers
 
     def generate(self, prompts, *, n=1, params=None, stop=None):
+        self.calls = getattr(self, "calls", []) + [(params, stop)]
         return [[Completion(text=f"so the answer is \\boxed{{{a}}}") for a in self.answers[p][:n]] for p in prompts]
 
 
@@ -113,3 +114,11 @@ def test_self_consistency_groups_answers_with_the_grader():
     assert removed[0]["reason"].startswith("1/4 re-solves agree") and counts["removed_self_consistency"] == 1
     with pytest.raises(ValueError, match="engine"):
         apply_filters([a], FilterConfig(filters=["self_consistency"]))
+    # the re-solves' cap, temperature and stops reach the engine as configured
+    cfg = FilterConfig(filters=["self_consistency"], consistency_max_new_tokens=64, consistency_temperature=0.5,
+                       consistency_stop=["\n## "])
+    apply_filters([a], cfg, engine)
+    params, stop = engine.calls[-1]
+    assert (params.max_new_tokens, params.temperature, stop) == (64, 0.5, ["\n## "])
+    with pytest.raises(ValueError, match="consistency_temperature"):
+        FilterConfig(consistency_temperature=0.0)

@@ -61,6 +61,9 @@ def add_parser(subparsers) -> None:
     s.add_argument("--tokenizer", default="", help="HF tokenizer folder for token counts")
     s.add_argument("--engine", default="", help="solver engine for the self_consistency filter")
     s.add_argument("--k", type=int, default=4, help="re-solves for self_consistency")
+    s.add_argument("--consistency-max-new-tokens", type=int, default=1024, help="token cap of a re-solve")
+    s.add_argument("--consistency-temperature", type=float, default=0.7)
+    s.add_argument("--consistency-stop", action="append", default=[], help="end a re-solve here (repeatable)")
     s = sub.add_parser("dedup", help="S7: exact + MinHash LSH near-duplicate removal -> kept.jsonl + removed.jsonl")
     s.add_argument("records", type=Path)
     s.add_argument("--out", type=Path, required=True)
@@ -185,7 +188,10 @@ def _run(args: argparse.Namespace, stages) -> dict:
         from mathforge.synth.filters import DEFAULT_FILTERS, FilterConfig
 
         cfg = FilterConfig(filters=args.filters.split(",") if args.filters else list(DEFAULT_FILTERS),
-                           min_tokens=args.min_tokens, tokenizer=args.tokenizer, consistency_k=args.k)
+                           min_tokens=args.min_tokens, tokenizer=args.tokenizer, consistency_k=args.k,
+                           consistency_max_new_tokens=args.consistency_max_new_tokens,
+                           consistency_temperature=args.consistency_temperature,
+                           consistency_stop=args.consistency_stop)
         return stages.filter_stage(args.records, args.out, cfg, engine_spec=args.engine)
     if args.stage == "dedup":
         from mathforge.synth.dedup import DedupConfig

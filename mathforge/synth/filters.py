@@ -52,6 +52,7 @@ class FilterConfig:
     consistency_k: int = 4
     consistency_temperature: float = 0.7
     consistency_max_new_tokens: int = 1024
+    consistency_stop: list[str] = field(default_factory=list)  # end a re-solve at any of these strings
     tokenizer: str = ""
 
     def __post_init__(self) -> None:
@@ -60,6 +61,9 @@ class FilterConfig:
             raise ValueError(f"filter.filters: unknown {bad}; choose from {list(FILTERS)}")
         if self.ngram < 1 or self.max_repeats < 1 or self.consistency_k < 1 or self.min_tokens < 0:
             raise ValueError("filter.ngram, max_repeats, consistency_k must be >= 1 and min_tokens >= 0")
+        if self.consistency_max_new_tokens < 1 or not self.consistency_temperature > 0:
+            raise ValueError("filter.consistency_max_new_tokens must be >= 1 and consistency_temperature > 0 "
+                             "(re-solves are samples)")
         if not 0.0 <= self.min_latin_ratio <= 1.0:
             raise ValueError("filter.min_latin_ratio must lie in [0, 1]")
 
@@ -155,7 +159,8 @@ def check_consistency(records: list[dict], cfg: FilterConfig, engine: Any) -> li
     from mathforge.infer.types import SamplingParams
 
     params = SamplingParams(cfg.consistency_max_new_tokens, cfg.consistency_temperature, 1.0, 0)
-    outs = engine.generate([r["input"] for r in records], n=cfg.consistency_k, params=params)
+    outs = engine.generate([r["input"] for r in records], n=cfg.consistency_k, params=params,
+                           stop=cfg.consistency_stop or None)
     reasons: list[str | None] = []
     for rec, comps in zip(records, outs, strict=True):
         answers = [extract_answer(c.text) for c in comps]
