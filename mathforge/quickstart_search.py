@@ -3,7 +3,7 @@ held-out problems (twisted sequential Monte Carlo, Feng et al. 2025; docs/method
 
 The library's pieces, called as they are: `value_data.make_value_data` samples K solutions per
 training problem from the SFT generator and grades them; the training loop trains a value model
-(objective `value_bce`, trunk initialised from the generator); `search_eval.evaluate_search` samples
+(objective `value_ctl`, trunk initialised from the generator); `search_eval.evaluate_search` samples
 N solutions per held-out problem (`sample`) and runs TSMC with the value model at the same N;
 `search_eval.rescore` scores the N plain samples with the value model, so majority vote, best-of-N and
 weighted vote are read off the very same samples. Every accuracy has its Wilson interval over
