@@ -78,8 +78,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
+    from mathforge.cli._args import json_object
     from mathforge.evaluate import EvalConfig, evaluate
 
     if args.strategy is not None:
@@ -89,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
     names = [b.strip() for spec in args.benchmarks for b in spec.split(",") if b.strip()]
     try:
         shot_ids = [int(x) for x in args.shot_ids.split(",")] if args.shot_ids else []
-        task_args = json.loads(args.task_args)
     except ValueError as exc:
-        raise ValueError(f"--shot-ids / --task-args: {exc}") from None
+        raise ValueError(f"--shot-ids: {exc}") from None
+    task_args = json_object("--task-args", args.task_args)
     try:
         cfg = EvalConfig(model=args.model, benchmarks=names, out_dir=args.out, split=args.split, style=args.style,
                          shots=args.shots, n=args.n, temperature=args.temperature, top_p=args.top_p,
@@ -163,8 +162,7 @@ def _print_summary(metrics: dict, out: str) -> None:
 
 
 def _run_search(args: argparse.Namespace) -> int:
-    import json
-
+    from mathforge.cli._args import json_object
     from mathforge.eval_runs import default_search_dir
     from mathforge.search_eval import SearchEvalConfig, evaluate_search
 
@@ -172,7 +170,7 @@ def _run_search(args: argparse.Namespace) -> int:
     cfg = SearchEvalConfig(model=args.model, out_dir=args.out or "", strategy=args.strategy, value_model=args.value_model,
                            benchmark=bench, split=args.split, task=args.task,
                            task_seed=2 if args.task_seed is None else args.task_seed,
-                           task_args=json.loads(args.task_args),
+                           task_args=json_object("--task-args", args.task_args),
                            limit=args.limit, n=args.n, m=args.m, stop_steps=args.stop_steps, beta=args.beta,
                            ess_threshold=args.ess_threshold, temperature=args.temperature or 0.8, top_k=args.top_k,
                            top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed,

@@ -7,7 +7,6 @@ Thin: parses the arguments and calls `mathforge.data.task_files.write_task_files
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -23,15 +22,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mathforge.cli._args import json_object
     from mathforge.data.task_files import write_task_files
 
-    try:
-        task_args = json.loads(args.task_args)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--task-args: not JSON ({exc})") from None
-    if not isinstance(task_args, dict):
-        raise ValueError(f"--task-args: a JSON object, got {args.task_args!r}")
     info = write_task_files(args.out, args.task, n_train=args.n_train, n_eval=args.n_eval, seed=args.seed,
-                            args=task_args)
+                            args=json_object("--task-args", args.task_args))
     print(f"task files: {info['train']} ({info['n_train']}), {info['heldout']} ({info['n_eval']})")
     return 0
