@@ -82,18 +82,11 @@ def paired(base: list[float], variant: list[float]) -> dict[str, Any]:
 def by_level(samples_path: Path) -> dict[str, dict[str, Any]]:
     """Accuracy per difficulty level of a run's final held-out records (`eval_samples.jsonl`); empty
     when the held-out examples carry no difficulty. Levels are keyed as text ("1", "2", ...)."""
+    from mathforge.grading.metrics import breakdown
     from mathforge.train.logging import read_metrics
 
-    table: dict[str, list[int]] = {}
-    for rec in read_metrics(samples_path):
-        if rec.get("difficulty") is None:
-            continue
-        d = rec["difficulty"]
-        key = str(int(d)) if float(d).is_integer() else str(d)
-        n_c = table.setdefault(key, [0, 0])
-        n_c[0] += 1
-        n_c[1] += bool(rec["correct"])
-    return {k: {"n": n, "correct": c, "accuracy": c / n} for k, (n, c) in table.items()}
+    table = breakdown(read_metrics(samples_path), "difficulty")
+    return {(str(int(d)) if float(d).is_integer() else str(d)): row for d, row in table.items() if d is not None}
 
 
 def _level_summary(levels: dict[int, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
@@ -200,8 +193,7 @@ def _pct(x: float | None) -> str:
 def report(result: dict[str, Any]) -> str:
     seeds = result["seeds"]
     lines = [f"# {result['recipe']} over seeds {', '.join(map(str, seeds))}", ""]
-    base = result.get("base_arm", "base")
-    others = result.get("arm_overrides") or ({"variant": result["compare"]} if result["compare"] else {})
+    base, others = result["base_arm"], result["arm_overrides"]
     if others:
         for arm, table in others.items():
             lines.append(f"- {arm} = {base} with " + ", ".join(f"`{k}={v}`" for k, v in table.items()))
@@ -218,8 +210,7 @@ def report(result: dict[str, Any]) -> str:
         lines.append(f"| {arm} | " + " | ".join(cells) + f" | {_pct(summ['mean'])} | {_pct(summ['std'])} |")
     lines += ["", "Accuracy % of each seed's final in-loop evaluation, 95% Wilson interval over its problems; "
               "mean and sample standard deviation over seeds."]
-    comparisons = result.get("comparisons") or ({"variant": result["paired"]} if result.get("paired") else {})
-    for arm, p in comparisons.items():
+    for arm, p in result["comparisons"].items():
         ci = "n/a" if p["ci95_t"] is None else f"[{_pct(p['ci95_t'][0])}, {_pct(p['ci95_t'][1])}]"
         lines += ["", f"**Paired ({arm} − {base}):** mean {_pct(p['mean_diff'])} points, 95% t-interval over seeds {ci}; "
                   f"{arm} better on {p['variant_wins']} of {p['n_seeds']} seeds; exact sign-flip p = "
