@@ -447,8 +447,9 @@ def _data_stats(run: _Run) -> dict[str, Any]:
             "seq_len": run.cfg.data.seq_len, "overlong_policy": run.cfg.data.overlong}
 
 
-def describe_run(cfg: RunConfig, run: _Run) -> str:
-    """The resolved config, one line per section, and what it amounts to (printed at the start)."""
+def describe_run(cfg: RunConfig, run: _Run, stats: dict[str, Any] | None = None) -> str:
+    """The resolved config, one line per section, and what it amounts to (printed at the start);
+    `stats` is `_data_stats(run)` when the caller already has it."""
     d = cfg.to_dict()
     flat = {k: v for k, v in d.items() if not isinstance(v, dict)}
     sections = {k: v for k, v in d.items() if isinstance(v, dict)}
@@ -460,7 +461,7 @@ def describe_run(cfg: RunConfig, run: _Run) -> str:
     lines += [f"  [{name}] " + show(sec) for name, sec in sections.items() if name in keep]
     model = run.acc.unwrap_model(run.model)
     n_params = sum(p.numel() for p in model.parameters())
-    stats = _data_stats(run)
+    stats = stats or _data_stats(run)
     lines.append(f"  -> {n_params:,} parameters ({next(model.parameters()).dtype}), {stats['train_rows']:,} training "
                  f"examples ({stats['train_tokens']:,} tokens), {stats['held_out']:,} held out, "
                  f"{run.plan.total_steps:,} steps on {run.acc.num_processes} process(es), output {cfg.out_dir}")
@@ -483,21 +484,22 @@ def train(cfg: RunConfig) -> Path:
     from mathforge.train.logging import MetricsLogger, plot_loss_curves
 
     done = Path(cfg.out_dir) / "done.json"
-    if cfg.resume and done.is_file() and json.loads(done.read_text()).get("config_hash") == _config_hash(cfg):
-        print(f"mathforge train: {done} says this run already finished (step "
-              f"{json.loads(done.read_text()).get('step')}): nothing to do; --no-resume trains it again",
-              file=sys.stderr)
+    finished = json.loads(done.read_text()) if cfg.resume and done.is_file() else {}
+    if finished.get("config_hash") == _config_hash(cfg):
+        print(f"mathforge train: {done} says this run already finished (step {finished.get('step')}): nothing to "
+              "do; --no-resume trains it again", file=sys.stderr)
         return Path(cfg.out_dir) / "model"
     check_paths(cfg)
     run = _Run(cfg)
     main = run.acc.is_main_process
+    stats = _data_stats(run)
     if main:
-        print(describe_run(cfg, run), file=sys.stderr)
+        print(describe_run(cfg, run, stats), file=sys.stderr)
     run.resume()
     if main:
         run.out.mkdir(parents=True, exist_ok=True)
         (run.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-        (run.out / "data_stats.json").write_text(json.dumps(_data_stats(run), indent=1))
+        (run.out / "data_stats.json").write_text(json.dumps(stats, indent=1))
     logger = MetricsLogger(run.out, enabled=main, resume_step=run.step)
     total = run.plan.total_steps
     bar = tqdm(total=total, initial=run.step, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
