@@ -42,7 +42,7 @@ from mathforge.eval_runs import (  # noqa: F401  (the run-folder helpers are par
     package_versions,
     write_json,
 )
-from mathforge.grading.jobs import GradePool, check_profile, grade_key, stored_verdict
+from mathforge.grading.jobs import GradePool, check_profile, grade_key, program_result, stored_verdict
 from mathforge.infer.tools import Trace, generate_traces
 
 __all__ = ["VOLATILE_KEYS", "EvalConfig", "compute_metrics", "evaluate"]
@@ -184,9 +184,7 @@ def grade_item_for(problem, trace: Trace, style, timeout: float, profile: str = 
 def _trace_of(record: dict) -> Trace:
     """The parts of a trace grading reads, back from a stored record (a program style's result is
     its one program's output, as `generate_traces` set it)."""
-    reports = record.get("exec_reports") or []
-    answer = reports[-1].get("result") if reports and reports[-1].get("ok") else None
-    return Trace(generation=record["generation"], answer_text=answer)
+    return Trace(generation=record["generation"], answer_text=program_result(record))
 
 
 def _verdict_fields(v: dict) -> dict:

@@ -50,6 +50,7 @@ from mathforge.grading.jobs import (
     differing_settings,
     grade_key,
     grade_problems,
+    program_result,
     sample_jobs,
     stored_verdict,
 )
@@ -104,12 +105,10 @@ def eval_record_style(line: dict):
         return None
 
 
-def _texts(line: dict, where: str, field: str | None = None) -> list[tuple[int | None, str | None]]:
-    style = eval_record_style(line) if field is None else None
-    if style is not None and style.kind == "program":  # eval grades the program's result, not the text
-        reports = line.get("exec_reports") or []
-        result = reports[-1].get("result") if reports and reports[-1].get("ok") else None
-        return [(line.get("sample_id"), result)]
+def _texts(line: dict, where: str, field: str | None, style: Any) -> list[tuple[int | None, str | None]]:
+    """The (sample, text) pairs of one line; `style` is `eval_record_style(line)`."""
+    if field is None and style is not None and style.kind == "program":  # eval grades the program's result
+        return [(line.get("sample_id"), program_result(line))]
     key = field if field is not None else next((k for k in TEXT_KEYS if k in line), None)
     if key is None:
         raise ValueError(f"{where}: missing field 'response' (or one of {', '.join(TEXT_KEYS)}; "
@@ -154,9 +153,10 @@ def read_outputs(path: Path, *, response_field: str | None = None,
             raise ValueError(f"{where}: missing field {key!r} naming the problem")
         dataset = line.get("dataset") if isinstance(line.get("dataset"), str) else None
         pid = f"{dataset}/{raw}" if dataset else str(raw)
+        style = eval_record_style(line)
         group = groups.setdefault(pid, {"line": lineno, "samples": [], "fields": line, "raw_id": str(raw),
-                                        "dataset": dataset, "style": eval_record_style(line)})
-        group["samples"].extend(_texts(line, where, response_field))
+                                        "dataset": dataset, "style": style})
+        group["samples"].extend(_texts(line, where, response_field, style))
     if not groups:
         raise ValueError(f"{path}: no records (the file is empty or holds only blank lines)")
     for pid, group in groups.items():

@@ -26,6 +26,13 @@ from typing import Any
 VERDICTS = ("correct", "wrong", "timeout")
 
 
+def program_result(record: dict) -> str | None:
+    """What a program-style record is graded on: its last program's output when that program ran
+    cleanly, else None (as `mathforge eval` stores `exec_reports`)."""
+    reports = record.get("exec_reports") or []
+    return reports[-1].get("result") if reports and reports[-1].get("ok") else None
+
+
 def check_profile(name: str) -> str:
     """`name` if it is a grading profile, else a ValueError naming the known ones."""
     from mathforge.grading.profiles import get_profile
