@@ -74,9 +74,6 @@ def result_settings(cfg: Any) -> dict[str, Any]:
     settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in VOLATILE_KEYS}
     settings["model"] = model_identity(cfg.model)
     settings["benchmarks"] = [str(Path(b).resolve()) if Path(b).is_file() else b for b in cfg.benchmarks]
-    for key in ("shots_file",):
-        if settings.get(key):
-            settings[key] = str(Path(settings[key]).resolve())
     return settings
 
 

@@ -75,7 +75,7 @@ def quickstart(out_dir: str | Path = "runs/quickstart", *, steps: int | None = N
     """Train SFT and MFT, evaluate both, run the search half on the SFT model, write the report;
     returns the path of report.md. `search` replaces `quickstart_search.SEARCH_DEFAULTS`."""
     from mathforge.quickstart_report import plot_accuracy, write_report
-    from mathforge.quickstart_search import SEARCH_DEFAULTS, run_search
+    from mathforge.quickstart_search import run_search
     from mathforge.train.logging import final_eval, plot_loss_curves
 
     t_start, c_start = time.perf_counter(), time.process_time()
@@ -102,7 +102,7 @@ def quickstart(out_dir: str | Path = "runs/quickstart", *, steps: int | None = N
     results = {name: final_eval(Path(cfg.out_dir) / "metrics.jsonl") for name, cfg in configs.items()}
     n_params = _count_params(done["sft"][0])
     search_summary = run_search(configs["sft"], done["sft"][0], out_dir / "search", parallel=parallel,
-                                opts=search or SEARCH_DEFAULTS)
+                                opts=search)
     plot_accuracy(results, search_summary, out_dir / "accuracy.png")
     plot_loss_curves({n: Path(c.out_dir) / "metrics.jsonl" for n, c in configs.items()}, out_dir / "loss_curves.png",
                      title="SFT vs MFT: training (solid) and held-out (dashed) loss")
