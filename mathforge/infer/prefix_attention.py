@@ -19,6 +19,7 @@ row); prefill runs the model's own attention.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import torch
 from transformers import AttentionInterface
@@ -152,8 +153,9 @@ def _partial(scores: torch.Tensor, values: torch.Tensor):
     return m, e.sum(-1), e @ values  # [..., Q], [..., Q], [..., Q, D]
 
 
-def _rows(x: torch.Tensor, cache: SharedPrefixCache, prompts: int, hkv: int, g: int) -> torch.Tensor:
-    """[P, Hkv, W*g, ...] grid results back to [R, Hkv, g, ...] rows."""
+def _rows(x: torch.Tensor, cache: Any, prompts: int, hkv: int, g: int) -> torch.Tensor:
+    """[P, Hkv, W*g, ...] grid results back to [R, Hkv, g, ...] rows; `cache` is any cache with the
+    prompt-grid layout (`width`, `slots`): SharedPrefixCache or the step generator's RowCache."""
     tail = x.shape[3:]
     x = x.reshape(prompts, hkv, cache.width, g, *tail).transpose(1, 2)  # [P, W, Hkv, g, ...]
     return x.reshape(prompts * cache.width, hkv, g, *tail)[cache.slots]

@@ -29,7 +29,7 @@ import torch
 from transformers import AttentionInterface
 from transformers.cache_utils import Cache, DynamicLayer
 
-from mathforge.infer.prefix_attention import _partial, attention_implementation
+from mathforge.infer.prefix_attention import _partial, _rows, attention_implementation
 
 ATTN_NAME = "mathforge_rows"
 KWARG = "mathforge_rows"
@@ -181,12 +181,7 @@ def _decode(query, pk, pv, layer, cache: RowCache, scale: float) -> torch.Tensor
     s_pre = (grid @ pk.transpose(-1, -2)).masked_fill(~cache.prefix_ok[:, None, None, :], float("-inf"))
     m_pre, l_pre, o_pre = _partial(s_pre, pv)  # [P, Hkv, W*g], same, [P, Hkv, W*g, D]
 
-    def to_rows(x):  # [P, Hkv, W*g, ...] -> [C, Hkv, g, ...]
-        tail = x.shape[3:]
-        x = x.reshape(prompts, hkv, cache.width, g, *tail).transpose(1, 2)
-        return x.reshape(prompts * cache.width, hkv, g, *tail)[cache.slots]
-
-    m_pre, l_pre, o_pre = to_rows(m_pre), to_rows(l_pre), to_rows(o_pre)
+    m_pre, l_pre, o_pre = (_rows(x, cache, prompts, hkv, g) for x in (m_pre, l_pre, o_pre))  # [C, Hkv, g, ...]
     # Suffix: each row against its generated tokens, the one just written included (none for a row
     # that feeds nothing: its result is not read, and the prefix keeps the merge finite).
     upto = cache.base + cache.n_new  # [C]
