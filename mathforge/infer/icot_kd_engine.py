@@ -83,11 +83,11 @@ class ICoTKDEngine:
     def _batch(self, ids: list[list[int]], max_new: int, stop: list[str]) -> list[Completion]:
         import torch
 
+        from mathforge.infer.types import left_pad
         from mathforge.models.icot_kd import implicit_generate
 
-        width = max(map(len, ids))
-        input_ids = torch.tensor([[self.pad_id] * (width - len(x)) + x for x in ids], device=self.device)  # [B, W]
-        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)  # [B, W]
+        input_ids, mask = left_pad(ids, self.pad_id, self.device)  # [B, W], [B, W]
+        width = input_ids.shape[1]
         s1 = torch.tensor([len(x) - 1 for x in ids], device=self.device)  # [B]: last prompt position, unpadded
         p = self.parts
         eos = self.tokenizer.eos_token_id

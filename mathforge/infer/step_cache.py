@@ -22,13 +22,12 @@ from transformers.cache_utils import Cache, DynamicLayer
 
 from mathforge.infer.prefix_attention import supports
 from mathforge.infer.row_cache import KWARG, RowCache, row_attention
+from mathforge.infer.types import left_pad
 
 
 def prefill(model, prompts: list[list[int]], pad_id: int, device) -> tuple[Any, torch.Tensor, torch.Tensor]:
     """Encode each prompt once (left padding). Returns (DynamicCache, last output [P, ...], mask [P, T])."""
-    width = max(len(x) for x in prompts)
-    ids = torch.tensor([[pad_id] * (width - len(x)) + x for x in prompts], device=device)  # [P, T]
-    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in prompts], device=device)
+    ids, mask = left_pad(prompts, pad_id, device)  # [P, T], [P, T]
     pos = (mask.cumsum(-1) - 1).clamp(min=0)  # [P, T]
     cache = DynamicCache(config=model.config)
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)

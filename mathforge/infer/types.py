@@ -107,3 +107,13 @@ def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
     """Cut `text` at the earliest occurrence of any stop string; returns (text, whether one was found)."""
     cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def left_pad(prompts: list[list[int]], pad_id: int, device=None):
+    """Token-id lists as a left-padded batch: (ids [B, W], attention mask [B, W]), int64 on `device`."""
+    import torch
+
+    width = max(map(len, prompts))
+    ids = torch.tensor([[pad_id] * (width - len(x)) + list(x) for x in prompts], dtype=torch.long, device=device)
+    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in prompts], dtype=torch.long, device=device)
+    return ids, mask

@@ -14,18 +14,7 @@ from typing import Any
 
 from mathforge.data.records import Example
 from mathforge.grading.metrics import wilson_interval
-
-
-def _left_pad(prompts: list[list[int]], pad_id: int) -> tuple[Any, Any]:
-    import torch
-
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)  # [B, L]
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)  # [B, L]
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
-        mask[i, width - len(p) :] = 1
-    return ids, mask
+from mathforge.infer.types import left_pad
 
 
 def greedy_completions(model: Any, tokenizer: Any, prompts: Sequence[list[int]], *, max_new_tokens: int,
@@ -42,7 +31,7 @@ def greedy_completions(model: Any, tokenizer: Any, prompts: Sequence[list[int]],
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            ids, mask = _left_pad([list(prompts[i]) for i in idx], tokenizer.pad_token_id)
+            ids, mask = left_pad([prompts[i] for i in idx], tokenizer.pad_token_id)
             gen = model.generate(
                 input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
                 do_sample=False, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
