@@ -298,7 +298,7 @@ def evaluate(cfg: EvalConfig, engine=None, *, progress: bool = False) -> dict:
                     append_records(outputs, build_records(batch, prompts, traces, style=style, pool=pool,
                                                           grade_timeout=cfg.grade_timeout, prompt_tokens=ptoks,
                                                           profile=cfg.profile))
-            return finalize(out, cfg, pool)
+            return finalize(out, cfg, pool, problems)
     except BaseException:
         if made_here and not (outputs.exists() and outputs.stat().st_size):
             shutil.rmtree(out, ignore_errors=True)  # nothing was generated: leave no half-made folder
@@ -363,13 +363,14 @@ def _progress(it, enabled: bool, desc: str):
     return tqdm(it, desc=desc, unit="batch")
 
 
-def finalize(out: Path, cfg: EvalConfig, pool: GradePool | None = None) -> dict:
+def finalize(out: Path, cfg: EvalConfig, pool: GradePool | None = None, problems: dict | None = None) -> dict:
     """Metrics from the complete outputs file (never from memory, so resumed and fresh runs agree),
-    after re-grading stale records and recorded timeouts (`regrade`)."""
+    after re-grading stale records and recorded timeouts (`regrade`); `problems` is
+    `cfg.load_problems()` when the caller already has it."""
     from mathforge.grading import GRADER_VERSION
 
     pool = pool or GradePool(1)
-    records, counts = regrade(out / OUTPUTS, cfg, pool)
+    records, counts = regrade(out / OUTPUTS, cfg, pool, problems)
     metrics = compute_metrics(records, ks=cfg.ks, seed=cfg.seed, pool=pool, timeout=cfg.grade_timeout)
     metrics["run"] = {"model": cfg.model, "style": cfg.style, "shots": cfg.shots, "n": cfg.n,
                       "temperature": cfg.temperature, "top_p": cfg.top_p, "seed": cfg.seed,
@@ -380,16 +381,16 @@ def finalize(out: Path, cfg: EvalConfig, pool: GradePool | None = None) -> dict:
     return metrics
 
 
-def regrade(path: Path, cfg: EvalConfig, pool: GradePool) -> tuple[list[dict], dict]:
+def regrade(path: Path, cfg: EvalConfig, pool: GradePool, problems: dict | None = None) -> tuple[list[dict], dict]:
     """Grade again every record whose grade key is not the current one (another grader version,
     profile, gold or response) and every recorded timeout (once per call); the file is rewritten
     atomically. Returns the records and `{"regraded_stale": n, "timeouts_retried": m}`."""
     records = load_records(path, cfg.n, repair=True)
     style = get_style(cfg.style)
-    problems = {(name, p.id): p for name, probs in cfg.load_problems().items() for p in probs}
+    by_id = {(name, p.id): p for name, probs in (problems or cfg.load_problems()).items() for p in probs}
     todo, stale, timeouts = [], 0, 0
     for i, rec in enumerate(records):
-        problem = problems.get((rec["dataset"], rec["idx"]))
+        problem = by_id.get((rec["dataset"], rec["idx"]))
         if problem is None:
             raise ValueError(f"{path}: record {rec['dataset']}/{rec['idx']} is not a problem of this run")
         job = grade_item_for(problem, _trace_of(rec), style, cfg.grade_timeout, cfg.profile)
@@ -402,7 +403,7 @@ def regrade(path: Path, cfg: EvalConfig, pool: GradePool) -> tuple[list[dict], d
         todo.append((i, job))
     for (i, _), v in zip(todo, pool.map([job for _, job in todo]), strict=True):
         rec = records[i]
-        rec.update(_verdict_fields(v), profile=cfg.profile, gold=problems[(rec["dataset"], rec["idx"])].answer)
+        rec.update(_verdict_fields(v), profile=cfg.profile, gold=by_id[(rec["dataset"], rec["idx"])].answer)
         rec["flags"] = {**rec["flags"], "grade_timeout": v["timed_out"], "extraction_failed": not v["extracted"]}
         rec["timing"] = {**rec["timing"], "grade_s": v["grade_s"]}
     if todo:
