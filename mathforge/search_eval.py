@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mathforge.eval_runs import SEARCH_VOLATILE
 from mathforge.grading.jobs import differing_settings
 from mathforge.grading.metrics import wilson_interval
 from mathforge.infer.search import STRATEGIES, SearchConfig
@@ -128,7 +129,7 @@ def evaluate_search(cfg: SearchEvalConfig, *, progress: bool = False) -> dict[st
     path = out / MANIFEST
     if path.exists() and (out / OUTPUTS).exists():
         old = json.loads(path.read_text())["config"]
-        diff = differing_settings(old, manifest["config"], {"out_dir", "batch_size", "threads"})
+        diff = differing_settings(old, manifest["config"], SEARCH_VOLATILE)
         if diff:
             raise ValueError(f"{path}: this run folder was made with different settings ({', '.join(diff)})")
     else:
