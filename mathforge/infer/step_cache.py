@@ -37,11 +37,18 @@ def prefill(model, prompts: list[list[int]], pad_id: int, device) -> tuple[Any, 
 class _Store:
     """One model's cache over the live rows: cache row c holds state row `owner[c]`."""
 
-    def __init__(self, model, lm: bool, pad_id: int, owner: list[int], last: torch.Tensor) -> None:
-        self.model, self.lm, self.pad_id = model, lm, pad_id
-        self.owner = owner
-        self.logits = last.float() if lm else None  # [C, V] next-token logits (generator only)
+    def __init__(self, model, prompts, expand: list[int], *, lm: bool, pad_id: int, capacity: int, device) -> None:
+        self.model, self.lm, self.pad_id, self.device = model, lm, pad_id, device
+        self.owner = list(range(len(expand)))
+        cache, last, mask = prefill(model, prompts, pad_id, device)
+        sel = torch.tensor(expand, device=device)  # [C] prompt of each row
+        self.logits = last[sel].float() if lm else None  # [C, V] next-token logits (generator only)
         self.h: dict[int, torch.Tensor] = {}  # state row -> last value logit read (value model only)
+        self._build(cache, mask, sel, capacity)
+
+    def _build(self, cache: Cache, mask: torch.Tensor, sel: torch.Tensor, capacity: int) -> None:
+        """Make this store's cache from the prompts' prefill (`sel`: each row's prompt)."""
+        raise NotImplementedError
 
     def where(self) -> dict[int, int]:
         return {i: c for c, i in enumerate(self.owner)}
@@ -62,11 +69,7 @@ class _Store:
 
 
 class SplitStore(_Store):
-    def __init__(self, model, prompts, expand: list[int], *, lm: bool, pad_id: int, capacity: int, device) -> None:
-        cache, last, mask = prefill(model, prompts, pad_id, device)
-        sel = torch.tensor(expand, device=device)  # [C] prompt of each row
-        super().__init__(model, lm, pad_id, list(range(len(expand))), last[sel])
-        self.device = device
+    def _build(self, cache: Cache, mask: torch.Tensor, sel: torch.Tensor, capacity: int) -> None:
         self.cache = RowCache(cache, mask, sel, min(capacity, 32))
 
     def _keep(self, idx: torch.Tensor) -> None:
@@ -147,11 +150,7 @@ class _GrowingCache(Cache):
 
 
 class PaddedStore(_Store):
-    def __init__(self, model, prompts, expand: list[int], *, lm: bool, pad_id: int, capacity: int, device) -> None:
-        cache, last, mask = prefill(model, prompts, pad_id, device)
-        sel = torch.tensor(expand, device=device)
-        super().__init__(model, lm, pad_id, list(range(len(expand))), last[sel])
-        self.device = device
+    def _build(self, cache: Cache, mask: torch.Tensor, sel: torch.Tensor, capacity: int) -> None:
         self.cache = _GrowingCache(cache, sel, extra=capacity)  # [P, H, T, D] -> [C, H, T + capacity, D]
         self.mask = mask[sel]  # [C, L] attention mask (0 on left padding and holes)
         self.pos = mask.sum(-1)[sel]  # [C] position id of each row's next token
